@@ -1,0 +1,274 @@
+"""Carry out a core :class:`~mailflow.core.workflow.Plan` inside the caller's transaction.
+
+State changes, the event and the outbox rows are written in the same session, so they commit or vanish together.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailflow.app.runtime import Runtime
+from mailflow.core.compose import render
+from mailflow.core.model import ParsedMail
+from mailflow.core.tokens import format_token, hash_token
+from mailflow.core.workflow import Mail, Plan, RequestState
+from mailflow.core.intent import normalise
+from mailflow.store.schema import (
+    Contact,
+    Event,
+    Group,
+    InboundMessage,
+    Membership,
+    OutboxMessage,
+    ReplyToken,
+    Request,
+    Suppression,
+)
+
+_DECIDED = frozenset(
+    {RequestState.APPROVED, RequestState.REJECTED, RequestState.DECLINED_INELIGIBLE, RequestState.FORWARDED,
+     RequestState.COMPLETED}
+)
+
+
+def record_event(
+    session: Session,
+    kind: str,
+    now: datetime,
+    *,
+    request: Request | None = None,
+    group_id: int | None = None,
+    from_state: str = "",
+    to_state: str = "",
+    actor: str = "",
+    inbound: InboundMessage | None = None,
+    detail: str = "",
+) -> None:
+    """Add one row to the audit trail."""
+    session.add(
+        Event(
+            kind=kind,
+            request_id=request.id if request else None,
+            group_id=group_id if group_id is not None else (request.group_id if request else None),
+            from_state=from_state,
+            to_state=to_state,
+            actor=actor,
+            inbound_id=inbound.id if inbound else None,
+            detail=detail[:4000],
+            created_at=now,
+        )
+    )
+
+
+class Mailer:
+    """Queues mails for one unit of work: tokens minted, rate limits applied, threads kept."""
+
+    def __init__(
+        self,
+        session: Session,
+        runtime: Runtime,
+        now: datetime,
+        *,
+        parsed: ParsedMail | None = None,
+        inbound: InboundMessage | None = None,
+    ) -> None:
+        """Bind the mailer to a session, a time and, when answering one, the message being processed."""
+        self._session = session
+        self._runtime = runtime
+        self._now = now
+        self._parsed = parsed
+        self._inbound = inbound
+        self._groups: list[dict[str, Any]] | None = None
+
+    def groups_context(self) -> list[dict[str, Any]]:
+        """The open groups, for help and refusal mails."""
+        if self._groups is None:
+            rows = self._session.scalars(
+                select(Group).where(Group.status != "closed").order_by(Group.associated, Group.name)
+            ).all()
+            self._groups = [
+                {"slug": g.slug, "name": g.name, "status": g.status, "associated": g.associated} for g in rows
+            ]
+        return self._groups
+
+    def _rate_limited(self, to: str) -> bool:
+        limit = self._runtime.settings.limits.replies_per_sender_per_hour
+        sent = self._session.scalar(
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.to_addr == to,
+                OutboxMessage.created_at >= self._now - timedelta(hours=1),
+            )
+        )
+        return (sent or 0) >= limit
+
+    def queue(self, mail: Mail, request: Request | None = None) -> OutboxMessage | None:
+        """Render and queue ``mail``; None when the recipient is suppressed or has had too many replies."""
+        session, runtime, now = self._session, self._runtime, self._now
+        to = mail.to.lower()
+        if session.get(Suppression, to) is not None:
+            record_event(session, "mail_suppressed", now, request=request, actor=to, detail=mail.template)
+            return None
+        if mail.answers_sender and self._rate_limited(to):
+            record_event(session, "reply_rate_limited", now, request=request, actor=to, detail=mail.template)
+            return None
+        token: str | None = None
+        if mail.token is not None and request is not None:
+            token = format_token(runtime.entropy(16))
+            session.add(
+                ReplyToken(
+                    token_hash=hash_token(token),
+                    request_id=request.id,
+                    purpose=mail.token.purpose,
+                    bound_to=mail.token.bound_to.lower(),
+                    created_at=now,
+                    expires_at=now + timedelta(days=runtime.settings.secretariat.token_days),
+                )
+            )
+        in_reply_to: str | None = None
+        references: tuple[str, ...] = ()
+        parsed = self._parsed
+        if mail.answers_sender and parsed is not None and parsed.message_id:
+            in_reply_to, references = parsed.message_id, parsed.references
+        elif request is not None and request.message_id and to == request.contact.email:
+            in_reply_to, references = request.message_id, (request.message_id,)
+        extra: dict[str, Any] = {}
+        if mail.template in {"help", "refusal"}:
+            extra["groups"] = self.groups_context()
+        rendered = render(
+            runtime.templates,
+            mail,
+            identity=runtime.identity,
+            message_id=runtime.new_message_id(),
+            date=now,
+            token=token,
+            in_reply_to=in_reply_to,
+            references=references,
+            extra=extra,
+        )
+        row = OutboxMessage(
+            kind=mail.template,
+            to_addr=to,
+            sender=rendered.sender,
+            subject=rendered.subject,
+            message_id=rendered.message_id,
+            raw=rendered.raw,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            last_error="",
+            request_id=request.id if request else None,
+            created_at=now,
+        )
+        session.add(row)
+        return row
+
+
+def slug_for(session: Session, topic: str) -> str:
+    """A new, unused group slug made from a topic."""
+    words = re.sub(r"[^a-z0-9]+", "-", normalise(topic)).strip("-").split("-")
+    base = "-".join(words[:4])[:40].strip("-") or "group"
+    slug, number = base, 2
+    while session.scalar(select(Group.id).where(Group.slug == slug)) is not None:
+        slug, number = f"{base}-{number}", number + 1
+    return slug
+
+
+def apply_plan(
+    session: Session,
+    mailer: Mailer,
+    plan: Plan,
+    now: datetime,
+    *,
+    request: Request | None,
+    contact: Contact,
+    group: Group | None,
+    actor: str,
+    inbound: InboundMessage | None,
+) -> Group | None:
+    """Carry out ``plan``: request state, memberships, group changes, the event and the mails.
+
+    Returns:
+        The group the plan concerns (the new one when the plan created a group).
+    """
+    from_state = request.state if request else ""
+    if request is not None and plan.state is not None:
+        request.state = plan.state.value
+        request.updated_at = now
+        if plan.reason:
+            request.reason = plan.reason
+        if plan.state in _DECIDED:
+            request.decided_at = now
+            request.decided_by = actor
+    if plan.create_group and request is not None:
+        group = Group(
+            slug=slug_for(session, request.topic),
+            name=request.topic[:300],
+            aliases=[],
+            status="forming",
+            associated=False,
+            description="",
+            aim=request.aim,
+            declared=False,
+            created_at=now,
+        )
+        session.add(group)
+        session.flush()
+        request.group_id = group.id
+    if plan.add_member and group is not None:
+        _add_member(session, group, contact, plan.add_member, now)
+    if plan.end_membership and group is not None:
+        membership = session.scalar(
+            select(Membership).where(
+                Membership.group_id == group.id,
+                Membership.contact_id == contact.id,
+                Membership.status == "active",
+            )
+        )
+        if membership is not None:
+            membership.status, membership.left_at = "left", now
+        if group.facilitator_id == contact.id:
+            group.facilitator_id = None
+    if plan.activate_group and group is not None and group.status == "forming":
+        group.status, group.activated_at = "active", now
+        record_event(session, "group_activated", now, group_id=group.id, from_state="forming", to_state="active")
+    record_event(
+        session,
+        plan.event,
+        now,
+        request=request,
+        group_id=group.id if group else None,
+        from_state=from_state,
+        to_state=plan.state.value if plan.state else from_state,
+        actor=actor,
+        inbound=inbound,
+        detail=plan.reason,
+    )
+    for mail in plan.mails:
+        mailer.queue(mail, request)
+    return group
+
+
+def _add_member(session: Session, group: Group, contact: Contact, role: str, now: datetime) -> None:
+    membership = session.scalar(
+        select(Membership).where(Membership.group_id == group.id, Membership.contact_id == contact.id)
+    )
+    if membership is None:
+        membership = Membership(
+            group_id=group.id,
+            contact_id=contact.id,
+            organisation_id=contact.organisation_id,
+            role=role,
+            status="active",
+            joined_at=now,
+        )
+        session.add(membership)
+    else:
+        membership.status, membership.role, membership.joined_at, membership.left_at = "active", role, now, None
+    if role == "facilitator":
+        group.facilitator_id = contact.id
+    session.flush()

@@ -1,0 +1,238 @@
+"""The processing pipeline: store raw bytes, then parse, classify and decide in one transaction per message.
+
+Storing and processing are separate commits. A message is acknowledged to its source once it is stored; it is
+then claimed (``pending`` -> ``processed`` in the same transaction as every effect), so a crash at any point
+either leaves it ``pending`` to be processed again or finds it done: never lost, never answered twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import traceback
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from mailflow.app.effects import Mailer, record_event
+from mailflow.app.handlers import (
+    Work,
+    group_refs,
+    handle_help,
+    handle_join,
+    handle_leave,
+    handle_start,
+    handle_status,
+    handle_token_reply,
+)
+from mailflow.app.runtime import Runtime
+from mailflow.core.intent import classify
+from mailflow.core.loops import loop_kind
+from mailflow.core.model import IntentKind, ParsedMail
+from mailflow.core.parse import parse_message, precheck
+from mailflow.core.tokens import find_tokens
+from mailflow.errors import StoreUnavailableError
+from mailflow.intake.base import Cursor, Disposition
+from mailflow.store import repo
+from mailflow.store.schema import InboundMessage
+
+log = logging.getLogger("mailflow.process")
+
+_STATUS_DISPOSITION = {
+    "processed": Disposition.PROCESSED,
+    "ignored": Disposition.PROCESSED,
+    "quarantined": Disposition.QUARANTINED,
+    "pending": Disposition.PENDING,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The outcome of storing one raw message."""
+
+    inbound_id: int
+    duplicate: bool
+    status: str
+
+
+def store_raw(runtime: Runtime, raw: bytes, source: str, source_key: str | None = None) -> Stored:
+    """Durably store ``raw``; a message already stored (same source key or same bytes) is not stored again.
+
+    Raises:
+        StoreUnavailableError: the database could not take the message.
+    """
+    digest = hashlib.sha256(raw).hexdigest()
+    key = source_key or f"sha256:{digest}"
+    now = runtime.clock()
+    try:
+        with runtime.sessions.begin() as session:
+            row = InboundMessage(
+                source=source, source_key=key[:600], sha256=digest, raw=raw, status="pending",
+                reason="", from_addr="", subject="", message_id="", received_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return Stored(row.id, duplicate=False, status="pending")
+    except IntegrityError:
+        pass
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"could not store the message: {exc.__class__.__name__}") from exc
+    try:
+        with runtime.sessions.begin() as session:
+            existing = session.execute(
+                select(InboundMessage.id, InboundMessage.status).where(
+                    (InboundMessage.source_key == key[:600]) | (InboundMessage.sha256 == digest)
+                )
+            ).first()
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"could not read the store: {exc.__class__.__name__}") from exc
+    if existing is None:  # pragma: no cover - a conflict on a row that then vanished
+        raise StoreUnavailableError("the message conflicted with a stored one that is gone")
+    return Stored(existing[0], duplicate=True, status=existing[1])
+
+
+def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
+    claimed = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.status == "pending")
+        .values(status="processed")
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(InboundMessage, inbound_id)
+
+
+def process_one(runtime: Runtime, inbound_id: int) -> Disposition:
+    """Process one stored message; a failure quarantines it with its reason and never raises."""
+    try:
+        with runtime.sessions.begin() as session:
+            inbound = _claim(session, inbound_id)
+            if inbound is None:
+                status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
+                return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
+            _process(session, runtime, inbound)
+            return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
+    except Exception as exc:
+        reason = f"{exc.__class__.__name__}: {exc}"
+        log.exception("message %s quarantined", inbound_id)
+        _quarantine(runtime, inbound_id, reason, traceback.format_exc(limit=5))
+        return Disposition.QUARANTINED
+
+
+def _quarantine(runtime: Runtime, inbound_id: int, reason: str, detail: str) -> None:
+    with runtime.sessions.begin() as session:
+        session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id)
+            .values(status="quarantined", reason=reason[:2000], processed_at=runtime.clock())
+        )
+        record_event(session, "quarantined", runtime.clock(), detail=f"inbound {inbound_id}: {reason}\n{detail}")
+
+
+def _describe(inbound: InboundMessage, parsed: ParsedMail) -> None:
+    inbound.from_addr = parsed.from_addr[:320]
+    inbound.subject = parsed.subject[:2000]
+    inbound.message_id = parsed.message_id[:998]
+
+
+def _process(session: Session, runtime: Runtime, inbound: InboundMessage) -> None:
+    settings = runtime.settings
+    now = runtime.clock()
+    inbound.processed_at = now
+    problem = precheck(inbound.raw, settings.limits.max_message_bytes)
+    if problem:
+        inbound.status, inbound.reason = "quarantined", problem
+        return
+    parsed = parse_message(
+        inbound.raw,
+        max_bytes=settings.limits.max_message_bytes,
+        max_parts=settings.limits.max_mime_parts,
+        max_depth=settings.limits.max_mime_depth,
+    )
+    _describe(inbound, parsed)
+    own = frozenset({settings.network.address})
+    kind = loop_kind(parsed, own)
+    if kind is not None:
+        inbound.status, inbound.reason = "ignored", kind.value
+        record_event(session, f"ignored_{kind.value}", now, actor=parsed.from_addr, inbound=inbound)
+        return
+    if not parsed.from_addr or "@" not in parsed.from_addr:
+        inbound.status, inbound.reason = "quarantined", "no sender address could be read"
+        return
+    tokens = find_tokens(settings.network.address, parsed.recipients, parsed.subject)
+    intent = classify(parsed.subject, parsed.text, group_refs(session), has_token=bool(tokens))
+    inbound.reason = intent.kind.value
+    contact = repo.contact_for(session, parsed.from_addr, parsed.from_name, now)
+    work = Work(session, runtime, now, inbound, parsed, Mailer(session, runtime, now, parsed=parsed, inbound=inbound))
+    if tokens:
+        handle_token_reply(work, intent, contact)
+    elif intent.kind is IntentKind.JOIN:
+        handle_join(work, intent, contact)
+    elif intent.kind is IntentKind.START:
+        handle_start(work, intent, contact)
+    elif intent.kind is IntentKind.LEAVE:
+        handle_leave(work, intent, contact)
+    elif intent.kind is IntentKind.STATUS:
+        handle_status(work, contact)
+    elif intent.kind is IntentKind.HELP:
+        handle_help(work, contact, not_understood=False)
+    elif intent.kind in {IntentKind.AUTOMATED, IntentKind.CALENDAR_REPLY}:
+        inbound.status = "ignored"
+        record_event(session, f"ignored_{intent.kind.value}", now, actor=contact.email, inbound=inbound)
+    else:
+        handle_help(work, contact, not_understood=True)
+
+
+def process_pending(runtime: Runtime, limit: int = 1000) -> int:
+    """Process stored messages still ``pending`` (after a crash, or queued by a listener); return how many."""
+    with runtime.sessions() as session:
+        ids = list(
+            session.scalars(
+                select(InboundMessage.id)
+                .where(InboundMessage.status == "pending")
+                .order_by(InboundMessage.id)
+                .limit(limit)
+            )
+        )
+    for inbound_id in ids:
+        process_one(runtime, inbound_id)
+    return len(ids)
+
+
+class Pipeline:
+    """The :class:`~mailflow.intake.base.Sink` every intake adapter feeds: store, then process."""
+
+    def __init__(self, runtime: Runtime, *, process_now: bool = True) -> None:
+        """Feed ``runtime``'s store; with ``process_now`` false, only store (a worker processes later)."""
+        self._runtime = runtime
+        self._process_now = process_now
+
+    def accept(self, raw: bytes, source: str, source_key: str) -> Disposition:
+        """Store ``raw`` durably, then process it unless a worker will."""
+        stored = store_raw(self._runtime, raw, source, source_key)
+        if stored.duplicate and stored.status != "pending":
+            return _STATUS_DISPOSITION.get(stored.status, Disposition.PROCESSED)
+        if not self._process_now:
+            return Disposition.PENDING
+        return process_one(self._runtime, stored.inbound_id)
+
+
+class Cursors:
+    """The :class:`~mailflow.intake.base.CursorStore` over the database."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        """Keep IMAP cursors in ``runtime``'s database."""
+        self._runtime = runtime
+
+    def load(self, mailbox_key: str) -> Cursor | None:
+        """The saved cursor for ``mailbox_key``."""
+        with self._runtime.sessions() as session:
+            saved = repo.load_cursor(session, mailbox_key)
+        return None if saved is None else Cursor(uidvalidity=saved[0], last_uid=saved[1])
+
+    def save(self, mailbox_key: str, cursor: Cursor) -> None:
+        """Durably record ``cursor``."""
+        with self._runtime.sessions.begin() as session:
+            repo.save_cursor(session, mailbox_key, cursor.uidvalidity, cursor.last_uid, self._runtime.clock())

@@ -1,0 +1,95 @@
+"""``mailflow serve``: intake, processing and the outbox sender, until SIGTERM or SIGINT.
+
+One worker thread processes stored messages and drains the outbox; the SMTP listener wakes it the moment a
+message is stored, so a reply leaves within milliseconds. IMAP runs in a thread of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from mailflow.app.outbox import send_once
+from mailflow.app.process import Cursors, Pipeline, process_pending
+from mailflow.app.runtime import Runtime
+from mailflow.intake.imap import ImapIntake
+from mailflow.intake.smtp import make_listener
+from mailflow.outbound.transport import Transport, make_transport
+
+log = logging.getLogger("mailflow.serve")
+
+IDLE_WAKE_SECONDS = 5.0
+
+
+def _worker(runtime: Runtime, transport: Transport, wake: threading.Event, stop: threading.Event) -> None:
+    while not stop.is_set():
+        wake.wait(IDLE_WAKE_SECONDS)
+        wake.clear()
+        try:
+            while process_pending(runtime, limit=200):
+                send_once(runtime, transport)
+            send_once(runtime, transport)
+        except Exception:
+            log.exception("worker round failed; retrying in %s s", IDLE_WAKE_SECONDS)
+            stop.wait(IDLE_WAKE_SECONDS)
+
+
+def serve(runtime: Runtime, stop: threading.Event | None = None,
+          ready: Callable[[], None] | None = None) -> None:
+    """Run until ``stop`` is set (by SIGTERM/SIGINT when running in the main thread)."""
+    settings = runtime.settings
+    stop = stop or threading.Event()
+    wake = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            del frame
+            log.info("received signal %s: shutting down", signum)
+            stop.set()
+            wake.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+    transport = make_transport(settings.smtp, settings.maildir, settings.smtp.password())
+    threads = [
+        threading.Thread(target=_worker, args=(runtime, transport, wake, stop), name="worker", daemon=True)
+    ]
+    listener = None
+    if settings.smtp_intake.enabled:
+        listener = make_listener(
+            settings.smtp_intake, Pipeline(runtime, process_now=False), settings.network.address, wake.set
+        )
+        listener.start()
+        proto = "LMTP" if settings.smtp_intake.lmtp else "SMTP"
+        log.info("%s intake listening on %s:%s", proto, settings.smtp_intake.host, settings.smtp_intake.port)
+    if settings.imap is not None and settings.imap.enabled:
+        imap = ImapIntake(settings.imap, settings.imap.password(), Pipeline(runtime), Cursors(runtime))
+        threads.append(threading.Thread(target=imap.run, args=(stop,), name="imap", daemon=True))
+    for thread in threads:
+        thread.start()
+    wake.set()
+    if ready is not None:
+        ready()
+    log.info("mailflow is running; outbound mail goes to %s", _describe_transport(runtime))
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stop.set()
+        wake.set()
+        if listener is not None:
+            listener.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+        transport.close()
+        log.info("mailflow stopped")
+
+
+def _describe_transport(runtime: Runtime) -> str:
+    smtp = runtime.settings.smtp
+    if smtp.transport == "maildir":
+        return f"the Maildir {runtime.settings.maildir}"
+    return f"SMTP {smtp.host}:{smtp.port}"

@@ -1,0 +1,275 @@
+"""The command line of SPEC §6: ``mailflow [--config PATH] COMMAND``.
+
+Every command maps a :class:`~mailflow.errors.MailflowError` to one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailflow.config import Settings, load_settings
+from mailflow.errors import MailflowError
+
+log = logging.getLogger("mailflow")
+
+
+class _State:
+    def __init__(self, config: Path | None) -> None:
+        self.config_path = config
+        self._settings: Settings | None = None
+        self._runtime: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    def runtime(self) -> Any:  # noqa: ANN401 - the app layer is imported lazily to keep --help fast
+        if self._runtime is None:
+            from mailflow.app.runtime import build_runtime  # noqa: PLC0415
+
+            self._runtime = build_runtime(self.settings)
+        return self._runtime
+
+
+pass_state = click.make_pass_decorator(_State)
+
+
+def _emit(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "-")) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        click.echo("  ".join(str(row.get(c) if row.get(c) is not None else "-").ljust(widths[c]) for c in columns))
+
+
+@click.group()
+@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
+              help="Config file (default ./config.toml or $MAILFLOW_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+@click.version_option(package_name="mailflow")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """Run a network's Interest Groups by email."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = _State(config)
+
+
+@cli.command()
+@pass_state
+def init(state: _State) -> None:
+    """Create or upgrade the database schema and load the groups declared in config."""
+    from mailflow.app.setup import initialise  # noqa: PLC0415
+
+    result = initialise(state.runtime())
+    click.echo(f"database ready; groups created: {', '.join(result.created) or 'none'};"
+               f" updated: {', '.join(result.updated) or 'none'}")
+
+
+@cli.command()
+@pass_state
+def serve(state: _State) -> None:
+    """Run intake, processing and the outbox sender until SIGTERM/SIGINT."""
+    from mailflow.app.serve import serve as run  # noqa: PLC0415
+
+    run(state.runtime())
+
+
+@cli.command()
+@click.option("--once", is_flag=True, required=True, help="Fetch and process all new mail, then exit.")
+@pass_state
+def poll(state: _State, once: bool) -> None:
+    """Fetch and process all new IMAP mail, then exit."""
+    del once
+    from mailflow.app.process import Cursors, Pipeline  # noqa: PLC0415
+    from mailflow.intake.imap import ImapIntake  # noqa: PLC0415
+
+    runtime = state.runtime()
+    imap = runtime.settings.imap
+    if imap is None:
+        raise MailflowError("[imap] is not configured in the config file")
+    result = ImapIntake(imap, imap.password(), Pipeline(runtime), Cursors(runtime)).poll_once()
+    click.echo(f"fetched {result.fetched}: {result.processed} processed, {result.quarantined} quarantined,"
+               f" {result.skipped_backlog} old messages left alone")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@pass_state
+def ingest(state: _State, files: tuple[str, ...]) -> None:
+    """Process raw RFC 5322 messages from files, or from stdin with '-'."""
+    from mailflow.app.process import Pipeline  # noqa: PLC0415
+    from mailflow.intake.files import ingest as run  # noqa: PLC0415
+
+    result = run(list(files), Pipeline(state.runtime()))
+    click.echo(f"{result.processed} processed, {result.quarantined} quarantined")
+    if result.unreadable:
+        raise MailflowError(f"could not read: {', '.join(result.unreadable)}")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, required=True, help="Deliver the pending outbox, then exit.")
+@pass_state
+def send(state: _State, once: bool) -> None:
+    """Deliver the pending outbox, then exit."""
+    del once
+    from mailflow.app.outbox import send_once  # noqa: PLC0415
+    from mailflow.outbound.transport import make_transport  # noqa: PLC0415
+
+    runtime = state.runtime()
+    settings = runtime.settings
+    transport = make_transport(settings.smtp, settings.maildir, settings.smtp.password())
+    try:
+        result = send_once(runtime, transport)
+    finally:
+        transport.close()
+    click.echo(f"{result.sent} sent, {result.retried} to retry, {result.failed} failed")
+    if result.paused:
+        raise MailflowError(f"outbox paused: {result.paused}")
+
+
+@cli.group()
+def org() -> None:
+    """The network registry of organisations."""
+
+
+@org.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_state
+def org_import(state: _State, file: Path) -> None:
+    """Import or update organisations from a CSV file."""
+    from mailflow.app.registry import import_file  # noqa: PLC0415
+
+    result = import_file(state.runtime(), file)
+    click.echo(f"{result.created} organisations created, {result.updated} updated, {result.contacts} contacts added")
+
+
+_json = click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+
+
+@cli.command()
+@_json
+@pass_state
+def groups(state: _State, as_json: bool) -> None:
+    """List the groups."""
+    from mailflow.app import queries  # noqa: PLC0415
+
+    _emit(queries.groups(state.runtime()), as_json,
+          ("slug", "status", "participant_count", "member_count", "facilitator_email", "name"))
+
+
+@cli.command()
+@_json
+@click.option("--state", "request_state", default=None, help="Only requests in this state.")
+@pass_state
+def requests(state: _State, as_json: bool, request_state: str | None) -> None:
+    """List the requests."""
+    from mailflow.app import queries  # noqa: PLC0415
+
+    _emit(queries.requests(state.runtime(), request_state), as_json,
+          ("id", "kind", "state", "contact_email", "organisation", "group_slug", "created_at"))
+
+
+@cli.command()
+@click.argument("group")
+@_json
+@pass_state
+def members(state: _State, group: str, as_json: bool) -> None:
+    """List a group's members."""
+    from mailflow.app import queries  # noqa: PLC0415
+
+    _emit(queries.members(state.runtime(), group), as_json, ("contact_email", "organisation", "role", "status"))
+
+
+@cli.command()
+@_json
+@pass_state
+def outbox(state: _State, as_json: bool) -> None:
+    """List outbound mail."""
+    from mailflow.app import queries  # noqa: PLC0415
+
+    _emit(queries.outbox(state.runtime()), as_json, ("id", "state", "kind", "to", "subject"))
+
+
+@cli.command()
+@_json
+@click.option("--retry", "retry_id", type=int, default=None, help="Process this quarantined message again.")
+@pass_state
+def quarantine(state: _State, as_json: bool, retry_id: int | None) -> None:
+    """List quarantined messages, or retry one."""
+    from mailflow.app import queries  # noqa: PLC0415
+
+    runtime = state.runtime()
+    if retry_id is not None:
+        click.echo(f"message {retry_id}: {queries.retry_quarantined(runtime, retry_id).value}")
+        return
+    _emit(queries.quarantine(runtime), as_json, ("id", "from", "subject", "reason"))
+
+
+@cli.command()
+@click.argument("request_id", type=int)
+@pass_state
+def approve(state: _State, request_id: int) -> None:
+    """Approve a request (the fallback to approval by email)."""
+    from mailflow.app import queries  # noqa: PLC0415
+    from mailflow.core.model import Verdict  # noqa: PLC0415
+
+    click.echo(f"request {request_id}: {queries.decide(state.runtime(), request_id, Verdict.APPROVE)}")
+
+
+@cli.command()
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="Why; the requester reads it.")
+@pass_state
+def reject(state: _State, request_id: int, reason: str) -> None:
+    """Reject a request with a reason."""
+    from mailflow.app import queries  # noqa: PLC0415
+    from mailflow.core.model import Verdict  # noqa: PLC0415
+
+    click.echo(f"request {request_id}: {queries.decide(state.runtime(), request_id, Verdict.REJECT, reason)}")
+
+
+@cli.command()
+@pass_state
+def check(state: _State) -> None:
+    """Validate the config and connect to the database, IMAP and SMTP."""
+    from mailflow.app.check import run_checks  # noqa: PLC0415
+
+    checks = run_checks(state.runtime())
+    for item in checks:
+        click.echo(f"{'ok  ' if item.ok else 'FAIL'} {item.name}: {item.detail}")
+    if not all(item.ok for item in checks):
+        raise MailflowError("some checks failed")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status instead of exiting."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="mailflow", standalone_mode=False)
+    except MailflowError as exc:
+        click.echo(f"mailflow: error: {exc}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("mailflow: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0

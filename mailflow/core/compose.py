@@ -1,0 +1,140 @@
+"""Render a :class:`~mailflow.core.workflow.Mail` into a complete RFC 5322 message.
+
+Text and HTML alternatives come from ``templates/`` (``<name>.subject.j2``, ``<name>.txt.j2``,
+``<name>.html.j2``); HTML is autoescaped. Every header value passes through the ``email`` package's encoder,
+never string splicing, so names and subjects with CR/LF, emoji or right-to-left text cannot inject headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from mailflow.core.tokens import reply_address, subject_tag
+from mailflow.core.workflow import Mail
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_MAX_SUBJECT = 250
+
+
+def one_line(value: str, limit: int = _MAX_SUBJECT) -> str:
+    """Collapse control characters and runs of spaces, and cut to ``limit`` characters."""
+    text = " ".join(_CONTROL.sub(" ", value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def make_environment(folder: Path) -> jinja2.Environment:
+    """A Jinja2 environment over a templates folder; HTML templates are autoescaped."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the service is, for From, Reply-To and the templates."""
+
+    address: str
+    display_name: str
+    network: str
+    secretariat: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered mail, ready for the outbox."""
+
+    to: str
+    sender: str
+    subject: str
+    message_id: str
+    raw: bytes
+
+
+def _address(addr: str, name: str = "") -> Address:
+    local, _, domain = addr.partition("@")
+    return Address(display_name=one_line(name, 120), username=local, domain=domain)
+
+
+def render(
+    env: jinja2.Environment,
+    mail: Mail,
+    *,
+    identity: Identity,
+    message_id: str,
+    date: datetime,
+    token: str | None = None,
+    in_reply_to: str | None = None,
+    references: tuple[str, ...] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> Rendered:
+    """Render ``mail`` into a MIME message with a fixed Message-ID.
+
+    Args:
+        env: the templates environment.
+        mail: what to send.
+        identity: our address and names.
+        message_id: the Message-ID, without angle brackets, fixed when queued.
+        date: the Date header.
+        token: the reply token minted for this mail, if any.
+        in_reply_to: the Message-ID this mail answers, without angle brackets.
+        references: the thread's Message-IDs, oldest first, without angle brackets.
+        extra: more template facts (the shell's, such as the groups list).
+    """
+    context: dict[str, Any] = {
+        "network": identity.network,
+        "secretariat": identity.secretariat,
+        "service_address": identity.address,
+        "token": token,
+        "reply_address": reply_address(identity.address, token) if token else identity.address,
+        **(extra or {}),
+        **mail.context,
+    }
+    subject = one_line(env.get_template(f"{mail.template}.subject.j2").render(context))
+    if token:
+        subject = f"{subject} {subject_tag(token)}"
+    text = env.get_template(f"{mail.template}.txt.j2").render(context)
+    html = env.get_template(f"{mail.template}.html.j2").render(context)
+
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = _address(identity.address, identity.display_name)
+    message["To"] = _address(mail.to)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = f"<{message_id}>"
+    if token:
+        message["Reply-To"] = _address(reply_address(identity.address, token), identity.display_name)
+    if in_reply_to:
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+    thread = [ref for ref in references if ref]
+    if in_reply_to and in_reply_to not in thread:
+        thread.append(in_reply_to)
+    if thread:
+        message["References"] = " ".join(f"<{ref}>" for ref in thread[-10:])
+    message["Auto-Submitted"] = "auto-replied" if mail.answers_sender else "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["X-Mailflow"] = mail.template
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return Rendered(
+        to=mail.to,
+        sender=identity.address,
+        subject=subject,
+        message_id=message_id,
+        raw=message.as_bytes(),
+    )

@@ -1,0 +1,1 @@
+"""The database adapter: typed models, migrations and the unit of work."""
