@@ -39,6 +39,10 @@ class _State:
             self._runtime = build_runtime(self.settings)
         return self._runtime
 
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.engine.dispose()
+
 
 pass_state = click.make_pass_decorator(_State)
 
@@ -70,6 +74,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
         stream=sys.stderr,
     )
     ctx.obj = _State(config)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()

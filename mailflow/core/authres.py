@@ -31,7 +31,10 @@ def passes_dmarc(headers: tuple[str, ...], authserv_id: str, sender: str) -> boo
             if method == "dmarc":
                 return True
             aligned = _HEADER_D.search(match.group("props"))
-            if aligned and (domain == aligned.group(1).lower() or domain.endswith("." + aligned.group(1).lower())):
+            if aligned and (
+                domain == aligned.group(1).lower()
+                or domain.endswith("." + aligned.group(1).lower())
+            ):
                 return True
         return False
     return False

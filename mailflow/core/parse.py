@@ -1,9 +1,9 @@
 """Turn raw RFC 5322 bytes into a ParsedMail without ever raising.
 
 Size, MIME nesting, part count and header length are capped on the raw bytes before the stdlib
-parser sees them; the parser runs with ``compat32`` (fast) and only the headers ParsedMail needs are
-decoded. The new text is the preferred body (text/plain, else HTML without the clients' quote
-blocks) with quoted history, signatures and forward headers removed.
+parser sees them; it then runs with the fast ``compat32`` policy and only the headers ParsedMail
+needs are decoded. The new text is the preferred body (text/plain, else HTML without the clients'
+quote blocks) with quoted history, signatures and forward headers removed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import codecs
 import email.header
 import email.parser
 import email.utils
+import html
 import re
 from email.message import Message
 from html.parser import HTMLParser
@@ -24,14 +25,13 @@ from mailflow.core.model import ParsedMail
 _HEADER_CAP = 16 * 1024
 _HTML_CAP = 512 * 1024
 _TEXT_CAP = 256 * 1024
-_LONG_LINE = 200
 # Polish is left out: its reply-header pattern cuts at any single line starting "Data:" or "Do:".
 _LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "sv")
 _KEPT = frozenset(
-    "auto-submitted precedence list-id list-unsubscribe list-post x-autoreply x-autorespond "
-    "x-auto-response-suppress x-loop x-mailflow return-path authentication-results content-type "
-    "delivered-to x-original-to x-failed-recipients feedback-id "
-    "x-ms-exchange-generated-message-source x-mailer".split()
+    {"auto-submitted", "precedence", "list-id", "list-unsubscribe", "list-post", "x-autoreply"}
+    | {"x-autorespond", "x-auto-response-suppress", "x-loop", "x-mailflow", "return-path"}
+    | {"authentication-results", "content-type", "delivered-to", "x-original-to", "x-mailer"}
+    | {"x-failed-recipients", "feedback-id", "x-ms-exchange-generated-message-source"}
 )
 _READ = _KEPT | {
     "message-id",
@@ -50,19 +50,15 @@ _METHOD = re.compile(r"^METHOD\s*:\s*([A-Za-z-]+)", re.MULTILINE | re.IGNORECASE
 _MSGID = re.compile(r"<([^<>\s]{1,250})>")
 _MD_ESCAPE = re.compile(r"^(\s*\d*)\\([-+.])", re.MULTILINE)
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|i|vs|vb|doorst)\s*:", re.IGNORECASE)
-_FWD_PHRASES = (
-    "forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|mensaje reenviado|"
-    "messaggio inoltrato|doorgestuurd bericht|vidarebefordrat meddelande"
+_FWD = (
+    r"-{2,}\s*(?:forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]"
+    r"|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht"
+    r"|vidarebefordrat meddelande)\s*-{2,}|(?:begin forwarded message"
+    r"|anfang der weitergeleiteten (?:e-mail|nachricht)|inicio del mensaje reenviado"
+    r"|d[ée]but du message r[ée]exp[ée]di[ée]|inizio messaggio inoltrato)\s?:"
 )
-_FWD_STARTS = (
-    "begin forwarded message|anfang der weitergeleiteten (?:e-mail|nachricht)|"
-    "d[ée]but du message r[ée]exp[ée]di[ée]|inicio del mensaje reenviado|"
-    "inizio messaggio inoltrato|begin doorgestuurd bericht"
-)
-_FWD_LINE = re.compile(
-    rf"^(?:-{{2,}}\s*(?:{_FWD_PHRASES})\s*-{{2,}}|(?:{_FWD_STARTS})\s?:)\s*$", re.IGNORECASE
-)
-_FWD_ANYWHERE = re.compile(f"{_FWD_PHRASES}|{_FWD_STARTS}", re.IGNORECASE)
+_FWD_LINE = re.compile(rf"(?:{_FWD})\s*", re.IGNORECASE)
+_FWD_ANYWHERE = re.compile(_FWD, re.IGNORECASE)
 _QUOTE_HEADER = re.compile(
     r"(?:On\s.{1,300}?\swrote|Am\s.{1,300}?\sschrieb\s.{0,300}?|Le\s.{1,300}?\sa\s[ée]crit"
     r"|El\s.{1,300}?\sescribi[óo]|Il\s.{1,300}?\sha\sscritto|Op\s.{1,300}?\sschreef\s.{0,300}?"
@@ -70,44 +66,47 @@ _QUOTE_HEADER = re.compile(
     r"|-{3,}\s*(?:Original Message|Urspr[üu]ngliche Nachricht|Message d'origine|Mensaje original"
     r"|Messaggio originale|Oorspronkelijk bericht|Ursprungligt meddelande)\s*-{3,}\s*|_{10,}\s*"
     r"|--\s*|(?:Sent from my|Sent from Outlook|Get Outlook for|Von meinem|Gesendet von meinem"
-    r"|Envoy[ée] de mon|Envoy[ée] depuis mon|Enviado desde mi|Inviato da|Verzonden (?:vanaf|met) mijn"
-    r"|Skickat från min)\b.{0,80}",
+    r"|Envoy[ée] de mon|Envoy[ée] depuis mon|Enviado desde mi|Inviato da|Verzonden vanaf mijn"
+    r"|Verzonden met|Skickat från min)\b.{0,80}",
     re.IGNORECASE,
 )
-_FROM_LINE = re.compile(r"^\*?(?:From|Von|De|Da|Van|Från|Od)\s?:", re.IGNORECASE)
+_FROM_LINE = re.compile(r"\*?(?:From|Von|De|Da|Van|Från|Od)\s?:", re.IGNORECASE)
 _NEXT_LINE = re.compile(
-    r"^\*?(?:Sent|Date|To|Subject|Cc|Gesendet|Datum|An|Betreff|Envoy[ée]|[ÀA]|Objet|Enviado(?: el)?"
+    r"\*?(?:Sent|Date|To|Subject|Cc|Gesendet|Datum|An|Betreff|Envoy[ée]|[ÀA]|Objet|Enviado(?: el)?"
     r"|Fecha|Para|Asunto|Inviato|Data|Oggetto|Verzonden|Aan|Onderwerp|Skickat|Till|Ämne|Wysłano"
     r"|Do|Temat)\s?:",
     re.IGNORECASE,
 )
-_HEADER_LIKE = re.compile(r"^\*?[^\W\d][\w .'-]{0,30}\s?:", re.UNICODE)
-_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
-_QUOTE_CLASSES = frozenset(
-    {"gmail_quote", "gmail_signature", "moz-cite-prefix", "moz-signature", "yahoo_quoted"}
+_HEADER_LIKE = re.compile(r"\*?[^\W\d][\w .'-]{0,30}\s?:")
+_VOID = frozenset(
+    ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr")
 )
+_QUOTE_CLASSES = {
+    "gmail_quote",
+    "gmail_signature",
+    "moz-cite-prefix",
+    "moz-signature",
+    "yahoo_quoted",
+}
 _OUTLOOK_RULES = ("border-top:solid#e1e1e1", "border-top:solid#b5c4df")
 
 
 def precheck(raw: bytes, max_bytes: int) -> str | None:
-    """Say why a message must be quarantined without parsing, if it must.
+    """Say why a message must be quarantined without parsing it, if it must.
 
     Args:
         raw: the message as received.
         max_bytes: the largest message the service accepts.
 
     Returns:
-        A short reason ("too large", "no header block"), or None when the message may be parsed.
+        A short reason (too large, no header block), or None when the message may be parsed.
+
     """
     if len(raw) > max_bytes:
         return f"message too large: {len(raw)} bytes, limit {max_bytes}"
-    start = raw
     # An MTA pipe may prepend an mbox "From " line; the stdlib parser skips it too.
-    if start.startswith(b"From "):
-        start = start.partition(b"\n")[2]
-    if not _FIELD.match(start):
-        return "no header block"
-    return None
+    start = raw.partition(b"\n")[2] if raw.startswith(b"From ") else raw
+    return None if _FIELD.match(start) else "no header block"
 
 
 def parse_message(
@@ -122,12 +121,13 @@ def parse_message(
         max_depth: multipart nesting deeper than this is cut before parsing.
 
     Returns:
-        The ParsedMail; anything malformed that was survived is listed in ``defects``.
+        The ParsedMail; whatever malformation it survived is listed in ``defects``.
+
     """
     defects: list[str] = []
     try:
         return _parse(raw, max_bytes, max_parts, max_depth, defects)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: parsing never raises
+    except Exception as exc:  # The last line of defence: parsing never takes the service down.
         defects.append(f"parse failed: {type(exc).__name__}")
         return ParsedMail(defects=tuple(defects))
 
@@ -137,40 +137,38 @@ def _parse(
 ) -> ParsedMail:
     if len(raw) > max_bytes:
         defects.append(f"message cut at {max_bytes} bytes")
-        raw = raw[:max_bytes]
-    raw = _bound(raw, max_parts, max_depth, defects)
+    raw = _bound(raw[:max_bytes], max_parts, max_depth, defects)
     try:
         msg = email.parser.BytesParser().parsebytes(raw)
-    except Exception as exc:  # noqa: BLE001 - fall back to the headers alone
+    except Exception as exc:  # A structure the stdlib cannot walk still has readable headers.
         defects.append(f"MIME structure unreadable: {type(exc).__name__}")
         msg = email.parser.BytesParser().parsebytes(raw, headersonly=True)
     found: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
-        key = str(name).strip().lower()
-        if key in _READ:
+        if (key := str(name).strip().lower()) in _READ:
             found.setdefault(key, []).append(_unfold(str(value)))
     first = {key: values[0] for key, values in found.items()}
-    from_name, from_addr = _parseaddr(first.get("from", ""), defects)
-    recipients = _addresses(
-        [v for key in ("to", "cc", "delivered-to", "x-original-to") for v in found.get(key, [])],
-        defects,
-    )
+    from_name, from_addr = _addresses([first.get("from", "")], defects)[0]
+    rcpt = [v for key in ("to", "cc", "delivered-to", "x-original-to") for v in found.get(key, [])]
+    for value in (first.get("from", ""), *rcpt):
+        if value.strip() and not any(a for _, a in _addresses([value], defects)):
+            defects.append(f"no address readable in {_clean(value)[:60]!r}")
     subject = _clean(_decode_words(first.get("subject", ""), defects))
     body = _Body(msg, max_parts, defects)
     full_text, text = body.texts(forwarded=bool(_FORWARD_SUBJECT.match(subject)), defects=defects)
-    defects.extend(dict.fromkeys(body.stdlib_defects))
     return ParsedMail(
         message_id=next(iter(_ids(first.get("message-id", ""))), ""),
         in_reply_to=_ids(first.get("in-reply-to", "")),
         references=_ids(first.get("references", "")),
         from_addr=from_addr,
         from_name=_clean(_decode_words(from_name, defects)),
-        reply_to=_parseaddr(first.get("reply-to", ""), defects)[1],
-        recipients=tuple(dict.fromkeys(recipients)),
+        reply_to=next((a for _, a in _addresses([first.get("reply-to", "")], defects) if a), ""),
+        recipients=tuple(dict.fromkeys(a for _, a in _addresses(rcpt, defects) if a)),
         subject=subject,
-        text=text,
-        full_text=full_text,
-        headers={key: tuple(_clean(v) for v in vs) for key, vs in found.items() if key in _KEPT},
+        # PostgreSQL text columns refuse NUL characters.
+        text=text.replace("\x00", ""),
+        full_text=full_text.replace("\x00", ""),
+        headers={key: tuple(map(_clean, vs)) for key, vs in found.items() if key in _KEPT},
         calendar=body.calendar,
         calendar_method=body.calendar_method,
         is_dsn=body.is_dsn,
@@ -180,84 +178,106 @@ def _parse(
 
 def _bound(raw: bytes, max_parts: int, max_depth: int, defects: list[str]) -> bytes:
     """Cut the raw bytes where nesting, part count or a header field exceeds its cap."""
-    if len(raw) <= _HEADER_CAP:
-        lowered = raw.lower()
-        if lowered.count(b"boundary") + lowered.count(b"message/") < max_depth:
-            if raw.count(b"\n--") < max_parts:
-                return raw
-    out: list[bytes] = []
-    stack: list[bytes] = []
-    pending: list[bytes] = []
-    parts, in_head, ctype, length, cut, nested = 0, True, b"", 0, False, False
-    for line in raw.split(b"\n"):
-        if in_head and line.strip():
-            if line[:1] not in b" \t":
-                pending, nested = _declared(ctype, pending, nested)
-                ctype = line if line[:13].lower() == b"content-type:" else b""
-                length, cut = 0, False
-            elif cut:
-                continue
-            elif ctype:
-                ctype += line
-            if length + len(line) > _HEADER_CAP:
-                defects.append(f"header field cut at {_HEADER_CAP} bytes")
-                line, cut = line[: max(0, _HEADER_CAP - length)], True  # noqa: PLW2901
-            length += len(line)
-        elif in_head:
-            pending, nested = _declared(ctype, pending, nested)
-            # An attached message/rfc822 nests too; its sentinel never matches a delimiter line.
-            stack.extend([*pending, b"\n"] if nested else pending)
-            in_head, ctype, pending, nested = nested, b"", [], False
-            if len(stack) > max_depth:
-                defects.append(f"MIME nesting deeper than {max_depth}: cut")
+    # Typical mail is small and flat: skip the line scan when no cap can be reached.
+    lowered = raw.lower() if len(raw) <= _HEADER_CAP else b""
+    nesting = lowered.count(b"boundary") + lowered.count(b"message/")
+    if lowered and nesting < max_depth and raw.count(b"\n--") < max_parts:
+        return raw
+    return _Bounder(max_parts, max_depth).cut(raw, defects)
+
+
+class _Bounder:
+    """One pass over the lines: track open multipart boundaries and each header field's length."""
+
+    def __init__(self, max_parts: int, max_depth: int) -> None:
+        self.max_parts, self.max_depth = max_parts, max_depth
+        self.stack: list[bytes] = []
+        self.pending: list[bytes] = []
+        self.parts, self.nested = 0, False
+        self.ctype, self.length, self.cut_field = b"", 0, False
+
+    def cut(self, raw: bytes, defects: list[str]) -> bytes:
+        """Return ``raw`` up to the first line that breaks a cap, with long header fields cut."""
+        out: list[bytes] = []
+        in_head = True
+        for line in raw.split(b"\n"):
+            kept: bytes | None = line
+            if in_head and line.strip():
+                kept = self._header(line, defects)
+            elif in_head:
+                in_head = self._open()
+                if len(self.stack) > self.max_depth:
+                    defects.append(f"MIME nesting deeper than {self.max_depth}: cut")
+                    break
+            elif line.startswith(b"--") and self.stack:
+                in_head = self._delimit(line.rstrip())
+                if self.parts > self.max_parts:
+                    defects.append(f"more than {self.max_parts} MIME parts: cut")
+                    break
+            if kept is not None:
+                out.append(kept)
+        return b"\n".join(out)
+
+    def _header(self, line: bytes, defects: list[str]) -> bytes | None:
+        """Keep a header line, cut to the field's cap; None drops a continuation past the cap."""
+        if line[:1] not in b" \t":
+            self._declare(self.ctype)
+            self.ctype = line if line[:13].lower() == b"content-type:" else b""
+            self.length, self.cut_field = 0, False
+        elif self.cut_field:
+            return None
+        elif self.ctype:
+            self.ctype += line
+        if self.length + len(line) > _HEADER_CAP:
+            defects.append(f"header field cut at {_HEADER_CAP} bytes")
+            line, self.cut_field = line[: max(0, _HEADER_CAP - self.length)], True
+        self.length += len(line)
+        return line
+
+    def _declare(self, field: bytes) -> None:
+        lowered = field.lower()
+        if b"multipart/" in lowered and (match := _BOUNDARY.search(field)):
+            self.pending.append((match.group(1) or match.group(2)).strip())
+        self.nested |= b"message/rfc822" in lowered
+
+    def _open(self) -> bool:
+        """End a header block: its multipart opens; an attached message's headers follow."""
+        self._declare(self.ctype)
+        self.ctype = b""
+        # An attached message nests too; its sentinel never equals a delimiter line.
+        self.stack.extend([*self.pending, b"\n"] if self.nested else self.pending)
+        nested, self.pending, self.nested = self.nested, [], False
+        return nested
+
+    def _delimit(self, line: bytes) -> bool:
+        """Apply a delimiter line to the open multiparts; True when a part's headers follow."""
+        for level in range(len(self.stack) - 1, -1, -1):
+            if line == b"--" + self.stack[level]:
+                del self.stack[level + 1 :]
+                self.parts += 1
+                return True
+            if line == b"--" + self.stack[level] + b"--":
+                del self.stack[level:]
                 break
-        elif line.startswith(b"--") and stack:
-            parts, in_head = _delimit(line.rstrip(), stack, parts)
-            if parts > max_parts:
-                defects.append(f"more than {max_parts} MIME parts: cut")
-                break
-        out.append(line)
-    return b"\n".join(out)
-
-
-def _delimit(line: bytes, stack: list[bytes], parts: int) -> tuple[int, bool]:
-    """Apply a boundary delimiter line to the stack of open multiparts; True when a part starts."""
-    for level in range(len(stack) - 1, -1, -1):
-        if line == b"--" + stack[level]:
-            del stack[level + 1 :]
-            return parts + 1, True
-        if line == b"--" + stack[level] + b"--":
-            del stack[level:]
-            break
-    return parts, False
-
-
-def _declared(field: bytes, pending: list[bytes], nested: bool) -> tuple[list[bytes], bool]:
-    """Note a multipart boundary or an attached message declared by a Content-Type field."""
-    lowered = field.lower()
-    match = _BOUNDARY.search(field)
-    if b"multipart/" in lowered and match:
-        return [*pending, (match.group(1) or match.group(2)).strip()], nested
-    return pending, nested or b"message/rfc822" in lowered
+        return False
 
 
 class _Body:
-    """The body parts of one parsed message: text, HTML, calendar and DSN markers."""
+    """The body parts of a parsed message: first texts, first calendar, DSN markers."""
 
     def __init__(self, msg: Message, max_parts: int, defects: list[str]) -> None:
-        self.calendar = ""
-        self.calendar_method = ""
+        self.calendar = self.calendar_method = ""
         self.is_dsn = False
-        self.stdlib_defects: list[str] = []
         self._texts: dict[tuple[bool, str], str] = {}
         stack: list[tuple[Message, bool]] = [(msg, False)]
-        seen = 0
-        while stack and seen < max_parts:
+        for _ in range(max_parts):
+            if not stack:
+                break
             part, inner = stack.pop()
-            seen += 1
             try:
+                defects.extend(type(defect).__name__ for defect in part.defects)
                 self._visit(part, inner, stack, defects)
-            except Exception as exc:  # noqa: BLE001 - one bad part must not lose the others
+            except Exception as exc:  # One unreadable part must not lose the others.
                 defects.append(f"unreadable MIME part: {type(exc).__name__}")
         report = str(msg.get_param("report-type") or "").lower()
         self.is_dsn |= msg.get_content_type() == "multipart/report" and report == "delivery-status"
@@ -265,73 +285,71 @@ class _Body:
     def _visit(
         self, part: Message, inner: bool, stack: list[tuple[Message, bool]], defects: list[str]
     ) -> None:
-        self.stdlib_defects.extend(type(d).__name__ for d in part.defects)
-        ctype = part.get_content_type()
-        payload = part.get_payload()
+        ctype, payload = part.get_content_type(), part.get_payload()
+        for name, value in part.get_params(failobj=[])[1:]:
+            if not (value[2] if isinstance(value, tuple) else value):
+                defects.append(f"Content-Type parameter {name!r} without a value")
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             self.is_dsn = True
         elif isinstance(payload, list):
             inner = inner or ctype.startswith("message/")
             stack.extend((p, inner) for p in reversed(payload) if isinstance(p, Message))
         elif ctype in ("text/calendar", "application/ics") or str(
-            part.get_filename() or ""
+            part.get_filename()
         ).lower().endswith(".ics"):
             if not self.calendar:
-                self.calendar = _decode(
-                    part.get_payload(decode=True) or b"", part.get_content_charset(), defects
-                )
-                method = str(part.get_param("method") or "")
-                found = _METHOD.search(self.calendar)
-                self.calendar_method = (method or (found.group(1) if found else "")).strip().upper()
+                text = _part_text(part, defects)
+                found = _METHOD.search(text)
+                method = str(part.get_param("method") or "") or (found.group(1) if found else "")
+                self.calendar, self.calendar_method = text, method.strip().upper()
         elif (
             ctype in ("text/plain", "text/html") and part.get_content_disposition() != "attachment"
         ):
-            text = _decode(
-                part.get_payload(decode=True) or b"", part.get_content_charset(), defects
-            )
-            if ctype == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
-                text = _unflow(text, str(part.get_param("delsp") or "").lower() == "yes")
+            text = _part_text(part, defects)
+            if str(part.get_param("format")).lower() == "flowed":
+                text = _unflow(text, delsp=str(part.get_param("delsp")).lower() == "yes")
             if text.strip():
-                self._texts.setdefault((inner, ctype), text)
+                self._texts.setdefault(
+                    (inner, ctype), text.replace("\r\n", "\n").replace("\r", "\n")
+                )
 
     def texts(self, *, forwarded: bool, defects: list[str]) -> tuple[str, str]:
-        """The whole body as text and its new text, from text/plain when there is one."""
+        """Return the whole body as text and its new text, from text/plain when there is one."""
         for inner in (False, True):
-            plain = self._texts.get((inner, "text/plain"))
-            if plain is not None:
-                full = plain.replace("\r\n", "\n").replace("\r", "\n")
-                return full, _new_text(full, forwarded=forwarded)
-            markup = self._texts.get((inner, "text/html"))
-            if markup is not None:
+            if (plain := self._texts.get((inner, "text/plain"))) is not None:
+                return plain, _new_text(plain, forwarded=forwarded)
+            if (markup := self._texts.get((inner, "text/html"))) is not None:
                 if len(markup) > _HTML_CAP:
                     defects.append(f"HTML cut at {_HTML_CAP} characters")
                     markup = markup[:_HTML_CAP]
                 full = _html_text(markup)
                 stripped = _strip_quotes(markup, keep=forwarded, defects=defects)
-                new = full if stripped is None else _html_text(stripped)
-                return full, _new_text(new, forwarded=forwarded)
+                return full, _new_text(
+                    full if stripped is None else _html_text(stripped), forwarded=forwarded
+                )
         return "", ""
 
 
-class _QuoteStripper(HTMLParser):
-    """Re-emits HTML without the quote and signature blocks mail clients mark up.
+def _part_text(part: Message, defects: list[str]) -> str:
+    """Decode a leaf part's payload (transfer encoding, then charset) to text."""
+    data = part.get_payload(decode=True)
+    return _decode(data if isinstance(data, bytes) else b"", part.get_content_charset(), defects)
 
-    Dropped blocks that turn out to hold a forwarded message are put back: a forwarded request is
-    still a request.
+
+class _QuoteStripper(HTMLParser):
+    """Re-emit HTML without the quote and signature blocks mail clients mark up.
+
+    A dropped block that turns out to hold a forwarded message is put back: a forwarded request
+    is still a request.
     """
 
     def __init__(self, *, keep: bool) -> None:
-        super().__init__(convert_charrefs=False)
+        super().__init__()
         self.out: list[str] = []
-        self.dropped = False
-        self._keep = keep
-        self._tag = ""
-        self._depth = 0
-        self._mark = -1
-        self._cut = -1
+        self.dropped, self._keep = False, keep
+        self._tag, self._depth, self._mark, self._cut = "", 0, -1, -1
         self._seen: list[str] = []
-        self._before = ""
-        self._tail = ""
+        self._before = self._tail = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         """Start dropping at a quote block, or cut the rest of the document at a reply header."""
@@ -340,21 +358,21 @@ class _QuoteStripper(HTMLParser):
             style = "".join(values.get("style", "").split())
             if tag == "div" and (
                 values.get("id") in ("divrplyfwdmsg", "appendonsend")
-                or any(rule in style for rule in _OUTLOOK_RULES)
+                or any(r in style for r in _OUTLOOK_RULES)
             ):
                 self._cut, self._seen, self._before = len(self.out), [], self._tail
             elif tag not in _VOID and (
                 _QUOTE_CLASSES.intersection(values.get("class", "").split())
                 or (tag == "blockquote" and values.get("type") == "cite")
             ):
-                self._tag, self._depth, self._mark = tag, 0, len(self.out)
-                self._seen, self._before = [], self._tail
-        if tag == self._tag:
-            self._depth += 1
+                self._tag, self._mark, self._seen, self._before = tag, len(self.out), [], self._tail
+        self._depth += tag == self._tag
         self.out.append(self.get_starttag_text() or "")
 
     def handle_endtag(self, tag: str) -> None:
-        """Close an element; settle a dropped block when its element ends."""
+        """Close an element (a cell gets a space after it); settle a dropped block."""
+        if tag in _VOID:
+            return
         self.out.append(f"</{tag}> " if tag in ("td", "th") else f"</{tag}>")
         if tag == self._tag:
             self._depth -= 1
@@ -362,28 +380,16 @@ class _QuoteStripper(HTMLParser):
                 self._settle(self._mark)
                 self._tag = ""
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:  # noqa: ARG002
-        """Keep self-closing tags as written."""
-        self.out.append(self.get_starttag_text() or "")
-
     def handle_data(self, data: str) -> None:
-        """Keep text, remembering what was said just before a block that may be dropped."""
-        self.out.append(data)
+        """Keep text, remembering what came just before a block that may be dropped."""
+        self.out.append(html.escape(data, quote=False))
         if self._tag or self._cut >= 0:
             self._seen.append(data)
         else:
             self._tail = (self._tail + data)[-300:]
 
-    def handle_entityref(self, name: str) -> None:
-        """Keep a named character reference as written."""
-        self.out.append(f"&{name};")
-
-    def handle_charref(self, name: str) -> None:
-        """Keep a numeric character reference as written."""
-        self.out.append(f"&#{name};")
-
     def close(self) -> None:
-        """Finish parsing and settle any block still open or cut."""
+        """Finish parsing and settle a block still open or cut."""
         super().close()
         if self._tag:
             self._settle(self._mark)
@@ -397,39 +403,36 @@ class _QuoteStripper(HTMLParser):
 
 
 def _strip_quotes(markup: str, *, keep: bool, defects: list[str]) -> str | None:
-    """The HTML without its quote blocks, or None when nothing was dropped."""
+    """Return the HTML without its quote blocks, or None when nothing was dropped."""
     stripper = _QuoteStripper(keep=keep)
     try:
         stripper.feed(markup)
         stripper.close()
-    except Exception:  # noqa: BLE001 - html.parser still asserts on some broken markup
+    except Exception:  # html.parser still asserts on some broken markup.
         defects.append("HTML quote blocks not removed: unparseable markup")
         return None
     return "".join(stripper.out) if stripper.dropped else None
 
 
 def _html_text(markup: str) -> str:
-    """Plain text of an HTML body: no wrapping, no images, link texts without their URLs."""
+    """Convert HTML to plain text: no wrapping, no images, link texts without their URLs."""
     converter = html2text.HTML2Text()
     converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_links = True
-    converter.ignore_emphasis = True
-    converter.ignore_tables = True
-    converter.unicode_snob = True
+    converter.ignore_images = converter.ignore_links = converter.ignore_emphasis = True
+    converter.ignore_tables = converter.unicode_snob = True
     try:
         text = str(converter.handle(markup))
-    except Exception:  # noqa: BLE001 - html2text is not hardened against hostile markup
-        text = re.sub(r"<[^>]*>", " ", markup)
+    except Exception:  # html2text is not hardened against hostile markup.
+        text = html.unescape(re.sub(r"<[^>]*>", " ", markup))
     return _MD_ESCAPE.sub(r"\1\2", text.replace("\xa0", " "))
 
 
 def _new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
-    """The text the sender wrote: quotes and signatures removed, forwarded content kept."""
+    """Return what the sender wrote: quotes and signatures removed, forwarded content kept."""
     lines = [line.rstrip() for line in body[:_TEXT_CAP].splitlines()]
     cut = _first_cut(lines)
-    marker = next((i for i in range(cut) if _FWD_LINE.match(lines[i])), -1)
-    rest: list[str] = lines[marker + 1 :]
+    marker = next((i for i in range(cut) if _FWD_LINE.fullmatch(lines[i])), -1)
+    rest = lines[marker + 1 :]
     if marker < 0 and forwarded and cut < len(lines):
         marker, rest = cut, lines[cut:]
     if marker < 0 or depth > 2:
@@ -439,16 +442,15 @@ def _new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
 
 
 def _first_cut(lines: list[str]) -> int:
-    """Index of the first line that starts quoted history or a signature."""
+    """Find the first line that starts quoted history or a signature."""
     for index, line in enumerate(lines):
         if not line or line.startswith(">") or len(line) > 400:
             continue
-        joined = f"{line} {lines[index + 1]}" if index + 1 < len(lines) else line
+        following = lines[index + 1 : index + 3]
+        joined = f"{line} {following[0]}" if following else line
         if _QUOTE_HEADER.fullmatch(line) or _QUOTE_HEADER.fullmatch(joined):
             return index
-        if _FROM_LINE.match(line) and any(
-            _NEXT_LINE.match(nxt) for nxt in lines[index + 1 : index + 3]
-        ):
+        if _FROM_LINE.match(line) and any(_NEXT_LINE.match(nxt) for nxt in following):
             return index
     return len(lines)
 
@@ -470,36 +472,39 @@ def _drop_forward_header(lines: list[str]) -> list[str]:
 
 
 def _reply_only(lines: list[str]) -> str:
-    """Run the reply parser on unquoted lines; long lines are hidden from its regexes."""
+    """Run the reply parser on the unquoted lines, hiding long lines from its regexes."""
     longs: list[str] = []
     kept: list[str] = []
     for line in lines:
         if line.lstrip().startswith(">"):
             continue
-        # Long lines cannot be reply headers, and the parser's regexes are quadratic in them.
+        # A long line cannot be a reply header, and the parser's regexes are quadratic in it.
         plain = line.replace("\ue000", "").replace("\ue001", "")
-        if len(plain) > _LONG_LINE:
+        if len(plain) > 200:
             longs.append(plain)
             plain = f"\ue000{len(longs) - 1}\ue001"
         kept.append(plain)
-    text = "\n".join(kept).strip()
-    if not text:
+    if not (text := "\n".join(kept).strip()):
         return ""
     message = EmailMessage(text=text, languages=list(_LANGUAGES), keep_hyphen_lists=True).read()
+    # A first fragment that starts at a reply header means the whole text was quoted.
     if not message.replies or message.replies[0].headers:
         return ""
-    reply = re.sub(r"\ue000(\d+)\ue001", lambda m: longs[int(m.group(1))], message.replies[0].body)
+    reply = re.sub(
+        r"\ue000(\d+)\ue001", lambda m: longs[int(m.group(1))], str(message.replies[0].body)
+    )
     return re.sub(r"\n{3,}", "\n\n", reply).strip()
 
 
-def _unflow(text: str, delsp: bool) -> str:
+def _unflow(text: str, *, delsp: bool) -> str:
     """Join the soft line breaks of format=flowed text (RFC 3676)."""
     out: list[str] = []
     for line in text.replace("\r\n", "\n").split("\n"):
+        unstuffed = line.removeprefix(" ")
         if out and out[-1].endswith(" ") and out[-1] != "-- " and not line.startswith(">"):
-            out[-1] = (out[-1][:-1] if delsp else out[-1]) + line.removeprefix(" ")
+            out[-1] = (out[-1][:-1] if delsp else out[-1]) + unstuffed
         else:
-            out.append(line.removeprefix(" ") if line.startswith(" ") else line)
+            out.append(unstuffed)
     return "\n".join(out)
 
 
@@ -509,19 +514,18 @@ def _decode(data: bytes, charset: str | None, defects: list[str]) -> str:
     if name not in ("us-ascii", "ascii"):
         try:
             codec = codecs.lookup(name).name
-            # Mail labelled Latin-1 is written by Windows clients: cp1252 has their quotes and dashes.
+            # Mail labelled Latin-1 comes from Windows clients: cp1252 has their quotes and dashes.
             return data.decode("cp1252" if codec == "iso8859-1" else codec, "replace")
         except (LookupError, ValueError, TypeError):
             defects.append(f"unknown charset {name[:40]}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        # Latin-1 maps every byte, so this step cannot fail.
-        return data.decode("latin-1")
+        return data.decode("latin-1")  # Latin-1 maps every byte, so this cannot fail.
 
 
 def _unfold(value: str) -> str:
-    """Undo header folding and repair raw 8-bit bytes (read as surrogates) as UTF-8 or Latin-1."""
+    """Undo header folding; raw 8-bit bytes (read as surrogates) are read as UTF-8 or Latin-1."""
     if not value.isascii():
         raw = value.encode("utf-8", "surrogateescape")
         try:
@@ -535,44 +539,33 @@ def _decode_words(value: str, defects: list[str]) -> str:
     """Decode RFC 2047 encoded words; a broken word is kept as written."""
     try:
         chunks = email.header.decode_header(value)
-    except Exception:  # noqa: BLE001 - HeaderParseError and worse on hostile input
+    except Exception:  # HeaderParseError, and worse on hostile input.
         defects.append("undecodable encoded word")
         return value
-    out: list[str] = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            out.append(chunk)
-        elif charset is None:
-            # decode_header returns unencoded text as raw-unicode-escape bytes.
-            out.append(chunk.decode("raw-unicode-escape", "replace"))
-        else:
-            out.append(_decode(chunk, charset, defects))
-    return "".join(out)
+    # decode_header hands unencoded text back as raw-unicode-escape bytes without a charset.
+    return "".join(
+        chunk
+        if isinstance(chunk, str)
+        else chunk.decode("raw-unicode-escape", "replace")
+        if charset is None
+        else _decode(chunk, charset, defects)
+        for chunk, charset in chunks
+    )
 
 
 def _clean(value: str) -> str:
-    """One line: control characters and line breaks collapsed to single spaces."""
+    """Put a value on one line: control characters and line breaks become single spaces."""
     return " ".join(value.translate(_CONTROLS).split())
 
 
-def _parseaddr(value: str, defects: list[str]) -> tuple[str, str]:
-    """The display name (still encoded) and lowercased address of a single-address header."""
-    try:
-        name, addr = email.utils.parseaddr(value)
-    except Exception:  # noqa: BLE001 - the stdlib address parser raises on some garbage
-        defects.append("unreadable address header")
-        return "", ""
-    return name, _address(addr)
-
-
-def _addresses(values: list[str], defects: list[str]) -> list[str]:
-    """Lowercased addresses of address-list headers; unreadable ones are skipped."""
+def _addresses(values: list[str], defects: list[str]) -> list[tuple[str, str]]:
+    """Return (encoded display name, lowercased address) pairs; unreadable addresses become ""."""
     try:
         pairs = email.utils.getaddresses(values)
-    except Exception:  # noqa: BLE001 - the stdlib address parser raises on some garbage
+    except Exception:  # The stdlib address parser raises on some garbage.
         defects.append("unreadable address header")
-        return []
-    return [addr for addr in (_address(a) for _, a in pairs) if addr]
+        return [("", "")]
+    return [(name, _address(addr)) for name, addr in pairs] or [("", "")]
 
 
 def _address(addr: str) -> str:
@@ -581,6 +574,5 @@ def _address(addr: str) -> str:
 
 
 def _ids(value: str) -> tuple[str, ...]:
-    """Message-IDs without angle brackets; bare tokens when none is bracketed."""
-    found = _MSGID.findall(value) or value.split()
-    return tuple(dict.fromkeys(found[:100]))
+    """Return Message-IDs without angle brackets; bare tokens when none is bracketed."""
+    return tuple(dict.fromkeys((_MSGID.findall(value) or value.split())[:100]))

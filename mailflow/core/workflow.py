@@ -13,7 +13,13 @@ from types import MappingProxyType
 from typing import Any
 
 from mailflow.core.model import Decision, Verdict
-from mailflow.core.rules import NetworkStatus, has_aim, may_facilitate, may_take_part, should_activate
+from mailflow.core.rules import (
+    NetworkStatus,
+    has_aim,
+    may_facilitate,
+    may_take_part,
+    should_activate,
+)
 
 
 class RequestKind(enum.StrEnum):
@@ -37,7 +43,9 @@ class RequestState(enum.StrEnum):
     COMPLETED = "completed"
 
 
-OPEN_STATES = frozenset({RequestState.RECEIVED, RequestState.PENDING_APPROVAL, RequestState.NEEDS_INFO})
+OPEN_STATES = frozenset(
+    {RequestState.RECEIVED, RequestState.PENDING_APPROVAL, RequestState.NEEDS_INFO}
+)
 
 
 class Action(enum.StrEnum):
@@ -67,20 +75,22 @@ _APPROVAL_FLOW: dict[tuple[RequestState, Action], RequestState] = {
     (_S.NEEDS_INFO, _A.REJECT): _S.REJECTED,
 }
 
-TRANSITIONS: Mapping[RequestKind, Mapping[tuple[RequestState, Action], RequestState]] = MappingProxyType(
-    {
-        RequestKind.JOIN: MappingProxyType(
-            {
-                **_APPROVAL_FLOW,
-                (_S.RECEIVED, _A.FORWARD): _S.FORWARDED,
-                (_S.RECEIVED, _A.AUTO_APPROVE): _S.APPROVED,
-            }
-        ),
-        RequestKind.START: MappingProxyType(
-            {**_APPROVAL_FLOW, (_S.RECEIVED, _A.ASK_INFO): _S.NEEDS_INFO}
-        ),
-        RequestKind.LEAVE: MappingProxyType({(_S.RECEIVED, _A.COMPLETE): _S.COMPLETED}),
-    }
+TRANSITIONS: Mapping[RequestKind, Mapping[tuple[RequestState, Action], RequestState]] = (
+    MappingProxyType(
+        {
+            RequestKind.JOIN: MappingProxyType(
+                {
+                    **_APPROVAL_FLOW,
+                    (_S.RECEIVED, _A.FORWARD): _S.FORWARDED,
+                    (_S.RECEIVED, _A.AUTO_APPROVE): _S.APPROVED,
+                }
+            ),
+            RequestKind.START: MappingProxyType(
+                {**_APPROVAL_FLOW, (_S.RECEIVED, _A.ASK_INFO): _S.NEEDS_INFO}
+            ),
+            RequestKind.LEAVE: MappingProxyType({(_S.RECEIVED, _A.COMPLETE): _S.COMPLETED}),
+        }
+    )
 )
 """The request lifecycles of SPEC §5: (state, action) -> next state, per kind."""
 
@@ -96,7 +106,9 @@ GROUP_TRANSITIONS: Mapping[tuple[str, str], str] = MappingProxyType(
 )
 """The group lifecycle: forming -> active -> closing -> closed; an extension keeps it active."""
 
-MEMBERSHIP_TRANSITIONS: Mapping[tuple[str, str], str] = MappingProxyType({("active", "leave"): "left"})
+MEMBERSHIP_TRANSITIONS: Mapping[tuple[str, str], str] = MappingProxyType(
+    {("active", "leave"): "left"}
+)
 """The membership lifecycle: active -> left."""
 
 
@@ -260,9 +272,7 @@ class JoinFacts:
     open_request_id: int | None = None
 
 
-def _approval_mails(
-    request_ctx: Mapping[str, Any], approvers: tuple[str, ...]
-) -> tuple[Mail, ...]:
+def _approval_mails(request_ctx: Mapping[str, Any], approvers: tuple[str, ...]) -> tuple[Mail, ...]:
     return tuple(
         Mail("approval_request", approver, request_ctx, token=TokenSpec("approve", approver))
         for approver in approvers
@@ -293,7 +303,9 @@ def decide_join(facts: JoinFacts) -> Plan:
         "text": facts.text,
     }
     if facts.already_member:
-        return refusal(person.email, f"You are already a member of {group.name}.", group=ctx["group"])
+        return refusal(
+            person.email, f"You are already a member of {group.name}.", group=ctx["group"]
+        )
     if facts.open_request_id is not None:
         return refusal(
             person.email,
@@ -442,7 +454,11 @@ class PendingRequest:
         }
 
 
-_VERDICT_ACTION = {Verdict.APPROVE: Action.APPROVE, Verdict.REJECT: Action.REJECT, Verdict.INFO: Action.ASK_INFO}
+_VERDICT_ACTION = {
+    Verdict.APPROVE: Action.APPROVE,
+    Verdict.REJECT: Action.REJECT,
+    Verdict.INFO: Action.ASK_INFO,
+}
 
 
 def decide_verdict(request: PendingRequest, decision: Decision, approver: str) -> Plan:
@@ -456,7 +472,14 @@ def decide_verdict(request: PendingRequest, decision: Decision, approver: str) -
     ctx = {**request.as_context(), "approver": approver, "reason": decision.text}
     # The approver who decided by mail gets a receipt; a decision taken on the command line needs none.
     confirm: tuple[Mail, ...] = (
-        (Mail("decision_recorded", approver, {**ctx, "verdict": decision.verdict.value}, answers_sender=True),)
+        (
+            Mail(
+                "decision_recorded",
+                approver,
+                {**ctx, "verdict": decision.verdict.value},
+                answers_sender=True,
+            ),
+        )
         if "@" in approver
         else ()
     )

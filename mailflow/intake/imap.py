@@ -213,6 +213,10 @@ class ImapIntake:
                 stop.wait(store_backoff.next_delay())
                 continue
             store_backoff.reset()
+            if result.fetched:
+                # Mail comes in bursts, and a server may not announce in IDLE what arrived before
+                # IDLE began (Dovecot waits for its 30 s check): look again until nothing is new.
+                continue
             if use_idle:
                 self._idle(client, stop)
             else:
@@ -221,8 +225,8 @@ class ImapIntake:
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """IDLE until the server reports a change, the renewal time comes, or ``stop`` is set."""
         renew_at = time.monotonic() + self._settings.idle_renew_seconds
-        _log.debug("idling on %s", self._where())
         client.idle()
+        _log.debug("idling on %s", self._where())
         try:
             while not stop.is_set():
                 remaining = renew_at - time.monotonic()

@@ -2,14 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Outbound transports: hand one rendered message to an SMTP relay or write it into a Maildir.
 
-A transport delivers an :class:`Envelope` or raises one of the errors the outbox acts on:
-``TransientDeliveryError`` (4xx, connection refused or reset, a timeout before the data was sent:
-retry later); ``DeliveryUncertainError`` (data sent, final reply lost: it may have arrived; retry
-with the same Message-ID); ``PermanentDeliveryError`` (a 5xx to this message; only its subclass
-:class:`RecipientsRefusedError`, which names the refused addresses, should suppress addresses);
-``SenderRefusedError`` (the relay refuses *us*: authentication, 5xx to ``MAIL FROM``, sending quota,
-TLS; every message would fail alike, so the queue pauses and alerts).
-Transports are not thread-safe: use one per sending thread.
+Transports raise the errors of :mod:`mailflow.errors` the outbox acts on: TransientDeliveryError
+(4xx, connection refused or reset, timeout before the data was sent: retry later);
+DeliveryUncertainError (data sent, reply lost: it may have arrived; retry with the same Message-ID);
+PermanentDeliveryError (a 5xx to this message; only :class:`RecipientsRefusedError`, naming refused
+addresses, should suppress addresses); SenderRefusedError (the relay refuses us: authentication,
+5xx to MAIL FROM, sending quota, TLS; all mail would fail alike: pause and alert). Not thread-safe.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mailflow.errors import (
     ConfigError,
@@ -35,18 +33,16 @@ from mailflow.errors import (
 )
 
 if TYPE_CHECKING:
-    from mailflow.config import SmtpSettings
+    from mailflow.config import Security, SmtpSettings
 
-Security = Literal["ssl", "starttls", "none"]
+Replies = dict[str, tuple[int, str]]
 
 _EOL = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 # Stages before RCPT concern the sender: a 5xx there refuses us, not a recipient.
 _SENDER_STAGES = frozenset({"greeting", "EHLO", "STARTTLS", "AUTH", "MAIL FROM"})
-# Enhanced status codes (RFC 3463 and the big relays' own) that refuse the sender at any stage:
-# authentication required/invalid/too weak, encryption required, sending quota, send-as denied,
-# and Microsoft 365's "client not authenticated" and "traffic not accepted from this IP".
+# Enhanced status codes that refuse the sender at any stage: authentication required, invalid or
+# too weak; encryption required; sending quota; Microsoft 365's unauthenticated/send-as/IP refusals.
 _SENDER_STATUS = frozenset(
     {"5.7.0", "5.7.8", "5.7.9", "5.7.11", "5.4.5", "5.7.57", "5.7.60", "5.7.708"}
 )
@@ -61,8 +57,7 @@ class Envelope:
         sender: the envelope sender (``MAIL FROM``); "" for the null reverse-path ``<>``.
         recipients: the envelope recipients (``RCPT TO``): at least one, normally exactly one.
         message_id: the Message-ID fixed when the message was queued.
-        raw: the complete rendered RFC 5322 message. Transports never change it; SMTP only
-            applies the wire encoding (CRLF line ends, dot-stuffing).
+        raw: the rendered RFC 5322 message, never changed (SMTP sends it CRLF and dot-stuffed).
 
     """
 
@@ -72,10 +67,7 @@ class Envelope:
     raw: bytes
 
     def __post_init__(self) -> None:
-        """Refuse an envelope without recipients or with CR, LF or NUL in an address.
-
-        Such characters would break or inject SMTP commands.
-        """
+        """Reject an empty recipient list, and CR, LF or NUL in an address (SMTP injection)."""
         if not self.recipients:
             raise ValueError("an envelope needs at least one recipient")
         for address in (self.sender, *self.recipients):
@@ -88,11 +80,9 @@ class Transport(Protocol):
 
     def deliver(self, envelope: Envelope) -> None:
         """Deliver one envelope or raise a delivery error saying what happened."""
-        ...
 
     def close(self) -> None:
         """Release connections; the transport may be used again afterwards."""
-        ...
 
 
 class RecipientsRefusedError(PermanentDeliveryError):
@@ -104,9 +94,7 @@ class RecipientsRefusedError(PermanentDeliveryError):
 
     """
 
-    def __init__(
-        self, message: str, refused: dict[str, tuple[int, str]], delivered: tuple[str, ...]
-    ) -> None:
+    def __init__(self, message: str, refused: Replies, delivered: tuple[str, ...]) -> None:
         """Keep the refused and delivered recipients beside the message."""
         super().__init__(message)
         self.refused = refused
@@ -116,20 +104,16 @@ class RecipientsRefusedError(PermanentDeliveryError):
 def classify_reply(stage: str, code: int, text: str, where: str) -> MailflowError:
     """Turn a failed SMTP reply into the delivery error the outbox acts on.
 
-    ``stage`` is the command that failed (``greeting``, ``EHLO``, ``STARTTLS``, ``AUTH``,
-    ``MAIL FROM``, ``RCPT TO``, ``DATA``, ``end of DATA``); ``where`` is the relay's ``host:port``.
-
-    Returns:
-        SenderRefusedError for a 5xx before ``RCPT TO`` or one whose status refuses the sender
-        (authentication, sending quota, relaying denied); TransientDeliveryError for a 4xx or an
-        unexpected code (-1: unreadable); PermanentDeliveryError for any other 5xx.
-
+    ``stage`` names the command (``greeting`` to ``end of DATA``), ``where`` the relay. A 5xx before
+    ``RCPT TO`` or one refusing the sender (authentication, sending quota, relaying denied) gives
+    SenderRefusedError, any other 5xx PermanentDeliveryError, and anything else (4xx, or -1 for an
+    unreadable reply) TransientDeliveryError.
     """
     message = f"{where} refused {stage}: {code} {text}".rstrip()
     if not 500 <= code < 600:
         return TransientDeliveryError(message)
-    match = _ENHANCED.match(text)
-    status, lowered = (match.group(1) if match else ""), text.lower()
+    # The enhanced status code (RFC 3463), when the relay gives one, leads the text.
+    status, lowered = text.partition(" ")[0], text.lower()
     if (
         stage in _SENDER_STAGES
         or status in _SENDER_STATUS
@@ -145,7 +129,7 @@ def _reply_text(text: bytes | str) -> str:
     return " ".join(decoded.split())
 
 
-def _listing(replies: dict[str, tuple[int, str]]) -> str:
+def _listing(replies: Replies) -> str:
     return "; ".join(f"<{rcpt}>: {code} {text}" for rcpt, (code, text) in replies.items())
 
 
@@ -158,16 +142,14 @@ def _wire(raw: bytes) -> bytes:
 
 
 class SmtpTransport:
-    """Delivers through an SMTP relay with :mod:`smtplib`, keeping one connection open.
+    """Delivers through an SMTP relay with :mod:`smtplib`, reusing one connection.
 
-    The connection is reused across :meth:`deliver` calls. When the relay has closed it meanwhile
-    (``MAIL FROM`` fails or answers 421), one fresh connection is opened and ``MAIL FROM`` sent
-    again, which is safe because nothing of the message had been sent.
-
+    When the relay has closed the connection meanwhile (``MAIL FROM`` fails or answers 421), one
+    fresh connection is opened and ``MAIL FROM`` sent again: nothing of the message had left yet.
     Several recipients: when some get a 5xx at ``RCPT TO`` and others are accepted, the message is
-    delivered to the accepted ones and :class:`RecipientsRefusedError` names the refused ones
-    (its ``delivered`` names the others: do not send to them again). A 4xx for any recipient
-    aborts the transaction with TransientDeliveryError, so a retry cannot deliver twice.
+    delivered to the accepted ones and :class:`RecipientsRefusedError` names the refused ones (its
+    ``delivered`` the others: do not send to them again). A 4xx for any recipient aborts the whole
+    transaction with TransientDeliveryError, so a retry cannot deliver twice.
     """
 
     def __init__(
@@ -221,10 +203,8 @@ class SmtpTransport:
         except OSError as exc:
             self._drop()
             if data_sent:
-                raise DeliveryUncertainError(
-                    f"{self._where}: connection lost after the data of {envelope.message_id} was"
-                    f" sent, before the reply ({exc}); it may have been delivered"
-                ) from exc
+                lost = f"{self._where}: reply to the data of {envelope.message_id} lost ({exc})"
+                raise DeliveryUncertainError(f"{lost}; it may have been delivered") from exc
             raise TransientDeliveryError(f"{self._where}: connection lost: {exc}") from exc
         except MailflowError:
             self._reset()
@@ -237,37 +217,40 @@ class SmtpTransport:
 
     def close(self) -> None:
         """Say QUIT and close the connection, ignoring a relay that has gone away."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        if self._conn is not None:
             with contextlib.suppress(OSError):
-                conn.quit()
-            conn.close()
+                self._conn.quit()
+        self._drop()
 
     def _begin(self, envelope: Envelope, size: int) -> smtplib.SMTP:
         """Reuse or open the connection and start a transaction with ``MAIL FROM``."""
         reused = self._conn is not None
         conn = self._conn or self._open()
         self._conn = conn
-        options = self._mail_options(conn, envelope, size)
         try:
-            code, raw_text = conn.mail(envelope.sender, options)
+            code, raw_text = conn.mail(envelope.sender, self._mail_options(conn, envelope, size))
             text = _reply_text(raw_text)
         except OSError as exc:
-            code, text = -1, str(exc)
-        if code == 250:
-            return conn
+            code, text = -1, f"connection lost ({exc})"
         if code in {-1, 421}:
             self._drop()
             if reused:
                 return self._begin(envelope, size)
-            raise TransientDeliveryError(f"{self._where}: connection lost at MAIL FROM: {text}")
-        raise classify_reply("MAIL FROM", code, text, self._where)
+        if code != 250:
+            raise classify_reply("MAIL FROM", code, text, self._where)
+        return conn
 
     def _open(self) -> smtplib.SMTP:
         """Connect, greet, start TLS and log in as configured."""
-        stage, conn = "greeting", None
+        stage = "greeting"
+        conn: smtplib.SMTP | None = None
         try:
-            conn = self._connect()
+            host, port, name, timeout = self._host, self._port, self._local_hostname, self._timeout
+            if self._security == "ssl":
+                context = ssl.create_default_context()
+                conn = smtplib.SMTP_SSL(host, port, name, timeout=timeout, context=context)
+            else:
+                conn = smtplib.SMTP(host, port, name, timeout)
             stage = "EHLO"
             conn.ehlo_or_helo_if_needed()
             if self._security == "starttls":
@@ -285,24 +268,14 @@ class SmtpTransport:
             raise self._open_error(stage, exc) from exc
         return conn
 
-    def _connect(self) -> smtplib.SMTP:
-        if self._security == "ssl":
-            context = ssl.create_default_context()
-            return smtplib.SMTP_SSL(
-                self._host, self._port, self._local_hostname, timeout=self._timeout, context=context
-            )
-        return smtplib.SMTP(self._host, self._port, self._local_hostname, self._timeout)
-
     def _open_error(self, stage: str, exc: OSError) -> MailflowError:
         """Map what smtplib or ssl raised while connecting, starting TLS or logging in."""
-        if isinstance(exc, smtplib.SMTPNotSupportedError):
-            return SenderRefusedError(f"{self._where}: {exc} ({stage})")
         if isinstance(exc, smtplib.SMTPResponseException):
             return classify_reply(stage, exc.smtp_code, _reply_text(exc.smtp_error), self._where)
         if isinstance(exc, smtplib.SMTPServerDisconnected | ssl.SSLEOFError):
             return TransientDeliveryError(f"{self._where}: connection lost at {stage}: {exc}")
         if isinstance(exc, smtplib.SMTPException):
-            # smtplib raises the bare class when no AUTH mechanism matches.
+            # A missing STARTTLS or AUTH extension, or no AUTH mechanism in common.
             return SenderRefusedError(f"{self._where}: {stage} failed: {exc}")
         if isinstance(exc, ssl.SSLError):
             return SenderRefusedError(f"{self._where}: TLS failed at {stage}: {exc}")
@@ -318,12 +291,10 @@ class SmtpTransport:
             options.append("SMTPUTF8")
         return options
 
-    def _recipients(
-        self, conn: smtplib.SMTP, envelope: Envelope
-    ) -> tuple[list[str], dict[str, tuple[int, str]]]:
+    def _recipients(self, conn: smtplib.SMTP, envelope: Envelope) -> tuple[list[str], Replies]:
         accepted: list[str] = []
-        refused: dict[str, tuple[int, str]] = {}
-        deferred: dict[str, tuple[int, str]] = {}
+        refused: Replies = {}
+        deferred: Replies = {}
         for rcpt in envelope.recipients:
             code, raw_text = conn.rcpt(rcpt)
             text = _reply_text(raw_text)
@@ -333,10 +304,8 @@ class SmtpTransport:
             error = classify_reply("RCPT TO", code, text, self._where)
             if isinstance(error, SenderRefusedError):
                 raise error
-            (deferred if isinstance(error, TransientDeliveryError) else refused)[rcpt] = (
-                code,
-                text,
-            )
+            bucket = deferred if isinstance(error, TransientDeliveryError) else refused
+            bucket[rcpt] = (code, text)
         if deferred:
             message = f"{self._where} deferred RCPT TO for {_listing(deferred)}; nothing was sent"
             raise TransientDeliveryError(message)
@@ -347,13 +316,10 @@ class SmtpTransport:
 
     def _reset(self) -> None:
         """End an unfinished transaction with RSET, or drop the connection if that fails."""
-        if self._conn is not None:
-            try:
-                code, _ = self._conn.rset()
-            except OSError:
-                code = -1
-            if code != 250:
-                self._drop()
+        with contextlib.suppress(OSError):
+            if self._conn is None or self._conn.rset()[0] == 250:
+                return
+        self._drop()
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -362,12 +328,11 @@ class SmtpTransport:
 
 
 class MaildirTransport:
-    """Writes each message into a Maildir's ``new/`` folder (for development and tests).
+    """Writes each message, unchanged, into a Maildir's ``new/`` (for development and tests).
 
-    The file name is a hash of the Message-ID, sender and recipients, so delivering the same
-    envelope again (a retry after a crash) leaves exactly one file. The name carries no ``:2,``
-    info suffix because Maildir reserves that for ``cur/``; a file a mail client has moved to
-    ``cur/`` still counts as delivered. ``raw`` is written unchanged.
+    The file name hashes the Message-ID, sender and recipients, so the same envelope delivered again
+    (a retry after a crash) leaves one file. It has no ``:2,`` suffix: Maildir reserves that for
+    ``cur/``, where a file a mail client has moved still counts as delivered.
     """
 
     def __init__(self, path: Path) -> None:
@@ -378,8 +343,7 @@ class MaildirTransport:
         """Write the message durably: ``tmp/``, fsync, rename into ``new/``, fsync ``new/``.
 
         Raises:
-            SenderRefusedError: the Maildir cannot be written (permissions, disk full); every
-                message would fail alike, so the queue should pause.
+            SenderRefusedError: the Maildir cannot be written (permissions, disk full): pause.
 
         """
         name = self.file_name(envelope)
@@ -417,12 +381,7 @@ class MaildirTransport:
 
 
 def make_transport(settings: SmtpSettings, maildir: Path, password: str | None) -> Transport:
-    """Build the transport ``[smtp]`` asks for.
-
-    Args:
-        settings: the ``[smtp]`` section.
-        maildir: the Maildir path, already resolved against the config folder.
-        password: the relay password resolved from ``password_env``/``password_file``.
+    """Build the transport ``[smtp]`` asks for (``maildir`` resolved, ``password`` read).
 
     Raises:
         ConfigError: a username is set without a password.

@@ -306,9 +306,7 @@ def test_tls_connections_verify_the_server(security):
 def test_unsupported_auth_and_missing_password_are_config_errors(imap):
     """``auth = "xoauth2"`` and a missing password stop the adapter with a ConfigError."""
     with pytest.raises(ConfigError, match="xoauth2"):
-        ImapIntake(
-            settings_for(imap, auth="xoauth2"), "token", RecordingSink(), DictCursors()
-        )
+        ImapIntake(settings_for(imap, auth="xoauth2"), "token", RecordingSink(), DictCursors())
     with pytest.raises(ConfigError, match="password"):
         ImapIntake(settings_for(imap), None, RecordingSink(), DictCursors())
 

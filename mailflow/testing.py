@@ -1,0 +1,173 @@
+"""Helpers for tests of mailflow and of deployments: configs, request mails and replies shaped like real clients.
+
+Shipped with the package (like aiosmtpd's and Mailman's testing modules) so a deployment can test its own
+templates and config with the same tools.
+"""
+
+from __future__ import annotations
+
+import html
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import UTC, datetime
+from pathlib import Path
+
+DEFAULT_GROUPS = """
+[[groups]]
+slug = "food"
+name = "Sustainable and Healthy Food Procurement"
+aliases = ["food", "healthy food", "catering"]
+status = "active"
+
+[[groups]]
+slug = "ict"
+name = "Socially Responsible Public Procurement of ICT"
+aliases = ["ict", "srpp ict"]
+status = "active"
+
+[[groups]]
+slug = "circular"
+name = "Circular Public Procurement"
+aliases = ["circular", "circular procurement", "circular economy"]
+status = "forming"
+
+[[groups]]
+slug = "big-buyers"
+name = "Big Buyers Initiative"
+aliases = ["big buyers", "bbi"]
+associated = true
+"""
+
+DEMO_REGISTRY = """organisation,country,status,domains,contact_email,contact_name
+City of Ghent,Belgium,participant,ghent.example,,
+City of Malmo,Sweden,participant,malmo.example,,
+City of Haarlem,Netherlands,participant,haarlem.example,,
+City of Lyon,France,participant,lyon.example,,
+Region of Catalonia,Spain,strategic_partner,catalonia.example,,
+Sample Supplier Ltd,United Kingdom,none,supplier.example,,
+"""
+
+SERVICE = "interest-groups@network.example"
+APPROVER = "approver@iclei.example"
+
+
+def write_config(folder: Path, database_url: str, *, extra: str = "", groups: str = DEFAULT_GROUPS,
+                 approvers: tuple[str, ...] = (APPROVER, "second@iclei.example")) -> Path:
+    """Write a config.toml for tests into ``folder`` and return its path."""
+    approver_list = ", ".join(f'"{a}"' for a in approvers)
+    text = f"""
+[network]
+name = "Procura+ Network"
+secretariat = "ICLEI"
+address = "{SERVICE}"
+
+[secretariat]
+approvers = [{approver_list}]
+
+[database]
+url = "{database_url}"
+
+[smtp_intake]
+enabled = false
+
+[smtp]
+transport = "maildir"
+maildir = "sent"
+{extra}
+{groups}
+"""
+    path = folder / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def request_mail(sender: str, subject: str, body: str, *, name: str = "", to: str = SERVICE,
+                 html_only: bool = False, date: datetime | None = None) -> bytes:
+    """A request as a person would send it, plain text (or HTML only, as some Outlook set-ups do)."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = f"{name} <{sender}>" if name else sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date or datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    if html_only:
+        paragraphs = "".join(f'<p class="MsoNormal">{html.escape(p)}</p>' for p in body.split("\n\n"))
+        message.set_content(f"<html><body>{paragraphs}</body></html>", subtype="html")
+    else:
+        message.set_content(body)
+    return message.as_bytes()
+
+
+def _reply_headers(original: EmailMessage, sender: str, prefix: str) -> EmailMessage:
+    reply = EmailMessage(policy=policy.SMTP)
+    reply["From"] = sender
+    reply["To"] = str(original["Reply-To"] or original["From"])
+    reply["Subject"] = f"{prefix} {original['Subject']}"
+    reply["Date"] = format_datetime(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+    reply["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    reply["In-Reply-To"] = str(original["Message-ID"])
+    reply["References"] = str(original["Message-ID"])
+    return reply
+
+
+def _original_text(original: EmailMessage) -> str:
+    part = original.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def outlook_reply(original_raw: bytes, sender: str, first_line: str) -> bytes:
+    """A reply shaped like Outlook desktop's: HTML (and text) with the original below a From/Sent block."""
+    original = message_from_bytes(original_raw, _class=EmailMessage, policy=policy.default)
+    assert isinstance(original, EmailMessage)
+    reply = _reply_headers(original, sender, "RE:")
+    quoted = _original_text(original)
+    header_block = (
+        f"From: {original['From']}\nSent: Thursday, November 26, 2026 9:01 AM\n"
+        f"To: {sender}\nSubject: {original['Subject']}"
+    )
+    reply.set_content(f"{first_line}\n\nKind regards,\nAnna\n\n{header_block}\n\n{quoted}")
+    quoted_html = "<br>".join(html.escape(line) for line in quoted.splitlines())
+    reply.add_alternative(
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head>'
+        '<body lang="EN-GB"><div class="WordSection1">'
+        f'<p class="MsoNormal">{html.escape(first_line)}<o:p></o:p></p>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><p class="MsoNormal">Kind regards,<br>Anna<o:p></o:p></p>'
+        '<div id="divRplyFwdMsg" dir="ltr"><hr style="display:inline-block;width:98%" tabindex="-1">'
+        f'<font face="Calibri, sans-serif"><b>From:</b> {html.escape(str(original["From"]))}<br>'
+        "<b>Sent:</b> Thursday, November 26, 2026 9:01 AM<br>"
+        f"<b>Subject:</b> {html.escape(str(original['Subject']))}</font></div>"
+        f"<div>{quoted_html}</div></div></body></html>",
+        subtype="html",
+    )
+    return reply.as_bytes()
+
+
+def gmail_reply(original_raw: bytes, sender: str, first_line: str) -> bytes:
+    """A reply shaped like Gmail's: text and HTML, "On … wrote:" and a gmail_quote block."""
+    original = message_from_bytes(original_raw, _class=EmailMessage, policy=policy.default)
+    assert isinstance(original, EmailMessage)
+    reply = _reply_headers(original, sender, "Re:")
+    quoted = _original_text(original)
+    attribution = f"On Thu, 26 Nov 2026 at 09:01, {original['From']} wrote:"
+    text_quote = "\n".join(f"> {line}" for line in quoted.splitlines())
+    reply.set_content(f"{first_line}\n\n{attribution}\n\n{text_quote}\n")
+    quoted_html = "<br>".join(html.escape(line) for line in quoted.splitlines())
+    reply.add_alternative(
+        f'<div dir="ltr">{html.escape(first_line)}</div><br><div class="gmail_quote">'
+        f'<div dir="ltr" class="gmail_attr">{html.escape(attribution)}<br></div>'
+        '<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid '
+        f'rgb(204,204,204);padding-left:1ex">{quoted_html}</blockquote></div>',
+        subtype="html",
+    )
+    return reply.as_bytes()
+
+
+def plain_reply(original_raw: bytes, sender: str, text: str) -> bytes:
+    """A plain-text reply with the original quoted below, as a phone client writes it."""
+    original = message_from_bytes(original_raw, _class=EmailMessage, policy=policy.default)
+    assert isinstance(original, EmailMessage)
+    reply = _reply_headers(original, sender, "Re:")
+    quoted = "\n".join(f"> {line}" for line in _original_text(original).splitlines())
+    reply.set_content(f"{text}\n\nSent from my iPhone\n\nOn 26 Nov 2026, at 09:01, mailflow wrote:\n\n{quoted}\n")
+    return reply.as_bytes()
