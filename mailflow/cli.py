@@ -54,15 +54,24 @@ def _emit(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> 
     if not rows:
         click.echo("(none)")
         return
-    widths = {c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "-")) for r in rows)) for c in columns}
+    widths = {
+        c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "-")) for r in rows)) for c in columns
+    }
     click.echo("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
-        click.echo("  ".join(str(row.get(c) if row.get(c) is not None else "-").ljust(widths[c]) for c in columns))
+        click.echo(
+            "  ".join(str(row.get(c) if row.get(c) is not None else "-").ljust(widths[c]) for c in columns)
+        )
 
 
 @click.group()
-@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
-              help="Config file (default ./config.toml or $MAILFLOW_CONFIG).")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Config file (default ./config.toml or $MAILFLOW_CONFIG).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @click.version_option(package_name="mailflow")
 @click.pass_context
@@ -84,8 +93,10 @@ def init(state: _State) -> None:
     from mailflow.app.setup import initialise  # noqa: PLC0415
 
     result = initialise(state.runtime())
-    click.echo(f"database ready; groups created: {', '.join(result.created) or 'none'};"
-               f" updated: {', '.join(result.updated) or 'none'}")
+    click.echo(
+        f"database ready; groups created: {', '.join(result.created) or 'none'};"
+        f" updated: {', '.join(result.updated) or 'none'}"
+    )
 
 
 @cli.command()
@@ -111,8 +122,10 @@ def poll(state: _State, once: bool) -> None:
     if imap is None:
         raise MailflowError("[imap] is not configured in the config file")
     result = ImapIntake(imap, imap.password(), Pipeline(runtime), Cursors(runtime)).poll_once()
-    click.echo(f"fetched {result.fetched}: {result.processed} processed, {result.quarantined} quarantined,"
-               f" {result.skipped_backlog} old messages left alone")
+    click.echo(
+        f"fetched {result.fetched}: {result.processed} processed, {result.quarantined} quarantined,"
+        f" {result.skipped_backlog} old messages left alone"
+    )
 
 
 @cli.command()
@@ -163,7 +176,9 @@ def org_import(state: _State, file: Path) -> None:
     from mailflow.app.registry import import_file  # noqa: PLC0415
 
     result = import_file(state.runtime(), file)
-    click.echo(f"{result.created} organisations created, {result.updated} updated, {result.contacts} contacts added")
+    click.echo(
+        f"{result.created} organisations created, {result.updated} updated, {result.contacts} contacts added"
+    )
 
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
@@ -176,8 +191,11 @@ def groups(state: _State, as_json: bool) -> None:
     """List the groups."""
     from mailflow.app import queries  # noqa: PLC0415
 
-    _emit(queries.groups(state.runtime()), as_json,
-          ("slug", "status", "participant_count", "member_count", "facilitator_email", "name"))
+    _emit(
+        queries.groups(state.runtime()),
+        as_json,
+        ("slug", "status", "participant_count", "member_count", "facilitator_email", "name"),
+    )
 
 
 @cli.command()
@@ -188,8 +206,11 @@ def requests(state: _State, as_json: bool, request_state: str | None) -> None:
     """List the requests."""
     from mailflow.app import queries  # noqa: PLC0415
 
-    _emit(queries.requests(state.runtime(), request_state), as_json,
-          ("id", "kind", "state", "contact_email", "organisation", "group_slug", "created_at"))
+    _emit(
+        queries.requests(state.runtime(), request_state),
+        as_json,
+        ("id", "kind", "state", "contact_email", "organisation", "group_slug", "created_at"),
+    )
 
 
 @cli.command()
@@ -200,7 +221,11 @@ def members(state: _State, group: str, as_json: bool) -> None:
     """List a group's members."""
     from mailflow.app import queries  # noqa: PLC0415
 
-    _emit(queries.members(state.runtime(), group), as_json, ("contact_email", "organisation", "role", "status"))
+    _emit(
+        queries.members(state.runtime(), group),
+        as_json,
+        ("contact_email", "organisation", "role", "status"),
+    )
 
 
 @cli.command()
@@ -267,7 +292,11 @@ def check(state: _State) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="mailflow", standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="mailflow",
+            standalone_mode=False,
+        )
     except MailflowError as exc:
         click.echo(f"mailflow: error: {exc}", err=True)
         return 1

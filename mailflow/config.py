@@ -101,9 +101,7 @@ class _Secret(_Section):
         if self.password_env:
             value = os.environ.get(self.password_env)
             if value is None:
-                raise ConfigError(
-                    f"password_env: environment variable {self.password_env} is not set"
-                )
+                raise ConfigError(f"password_env: environment variable {self.password_env} is not set")
             return value
         if self.password_file:
             try:

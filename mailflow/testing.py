@@ -1,4 +1,4 @@
-"""Helpers for tests of mailflow and of deployments: configs, request mails and replies shaped like real clients.
+"""Helpers for tests of mailflow and of deployments: configs, requests, replies shaped like real clients.
 
 Shipped with the package (like aiosmtpd's and Mailman's testing modules) so a deployment can test its own
 templates and config with the same tools.
@@ -7,10 +7,10 @@ templates and config with the same tools.
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_GROUPS = """
@@ -52,8 +52,14 @@ SERVICE = "interest-groups@network.example"
 APPROVER = "approver@iclei.example"
 
 
-def write_config(folder: Path, database_url: str, *, extra: str = "", groups: str = DEFAULT_GROUPS,
-                 approvers: tuple[str, ...] = (APPROVER, "second@iclei.example")) -> Path:
+def write_config(
+    folder: Path,
+    database_url: str,
+    *,
+    extra: str = "",
+    groups: str = DEFAULT_GROUPS,
+    approvers: tuple[str, ...] = (APPROVER, "second@iclei.example"),
+) -> Path:
     """Write a config.toml for tests into ``folder`` and return its path."""
     approver_list = ", ".join(f'"{a}"' for a in approvers)
     text = f"""
@@ -82,8 +88,16 @@ maildir = "sent"
     return path
 
 
-def request_mail(sender: str, subject: str, body: str, *, name: str = "", to: str = SERVICE,
-                 html_only: bool = False, date: datetime | None = None) -> bytes:
+def request_mail(
+    sender: str,
+    subject: str,
+    body: str,
+    *,
+    name: str = "",
+    to: str = SERVICE,
+    html_only: bool = False,
+    date: datetime | None = None,
+) -> bytes:
     """A request as a person would send it, plain text (or HTML only, as some Outlook set-ups do)."""
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = f"{name} <{sender}>" if name else sender
@@ -97,6 +111,13 @@ def request_mail(sender: str, subject: str, body: str, *, name: str = "", to: st
     else:
         message.set_content(body)
     return message.as_bytes()
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+    if not isinstance(message, EmailMessage):  # pragma: no cover - _class guarantees it
+        raise TypeError("expected an EmailMessage")
+    return message
 
 
 def _reply_headers(original: EmailMessage, sender: str, prefix: str) -> EmailMessage:
@@ -118,8 +139,7 @@ def _original_text(original: EmailMessage) -> str:
 
 def outlook_reply(original_raw: bytes, sender: str, first_line: str) -> bytes:
     """A reply shaped like Outlook desktop's: HTML (and text) with the original below a From/Sent block."""
-    original = message_from_bytes(original_raw, _class=EmailMessage, policy=policy.default)
-    assert isinstance(original, EmailMessage)
+    original = _parse(original_raw)
     reply = _reply_headers(original, sender, "RE:")
     quoted = _original_text(original)
     header_block = (
@@ -145,8 +165,7 @@ def outlook_reply(original_raw: bytes, sender: str, first_line: str) -> bytes:
 
 def gmail_reply(original_raw: bytes, sender: str, first_line: str) -> bytes:
     """A reply shaped like Gmail's: text and HTML, "On … wrote:" and a gmail_quote block."""
-    original = message_from_bytes(original_raw, _class=EmailMessage, policy=policy.default)
-    assert isinstance(original, EmailMessage)
+    original = _parse(original_raw)
     reply = _reply_headers(original, sender, "Re:")
     quoted = _original_text(original)
     attribution = f"On Thu, 26 Nov 2026 at 09:01, {original['From']} wrote:"
@@ -165,9 +184,10 @@ def gmail_reply(original_raw: bytes, sender: str, first_line: str) -> bytes:
 
 def plain_reply(original_raw: bytes, sender: str, text: str) -> bytes:
     """A plain-text reply with the original quoted below, as a phone client writes it."""
-    original = message_from_bytes(original_raw, _class=EmailMessage, policy=policy.default)
-    assert isinstance(original, EmailMessage)
+    original = _parse(original_raw)
     reply = _reply_headers(original, sender, "Re:")
     quoted = "\n".join(f"> {line}" for line in _original_text(original).splitlines())
-    reply.set_content(f"{text}\n\nSent from my iPhone\n\nOn 26 Nov 2026, at 09:01, mailflow wrote:\n\n{quoted}\n")
+    reply.set_content(
+        f"{text}\n\nSent from my iPhone\n\nOn 26 Nov 2026, at 09:01, mailflow wrote:\n\n{quoted}\n"
+    )
     return reply.as_bytes()

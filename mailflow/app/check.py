@@ -36,7 +36,9 @@ def _imap(runtime: Runtime) -> Check | None:
         return None
     where = f"{imap.host}:{imap.port} ({imap.security})"
     try:
-        client = IMAPClient(imap.host, port=imap.port, ssl=imap.security == "ssl", timeout=imap.timeout_seconds)
+        client = IMAPClient(
+            imap.host, port=imap.port, ssl=imap.security == "ssl", timeout=imap.timeout_seconds
+        )
         try:
             if imap.security == "starttls":
                 client.starttls(ssl.create_default_context())
@@ -87,5 +89,7 @@ def run_checks(runtime: Runtime) -> list[Check]:
         checks.append(imap)
     checks.append(_smtp(runtime))
     if not runtime.settings.secretariat.approvers:
-        checks.append(Check("approvers", ok=False, detail="[secretariat] approvers is empty: nobody can approve"))
+        checks.append(
+            Check("approvers", ok=False, detail="[secretariat] approvers is empty: nobody can approve")
+        )
     return checks

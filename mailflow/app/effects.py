@@ -1,6 +1,7 @@
 """Carry out a core :class:`~mailflow.core.workflow.Plan` inside the caller's transaction.
 
-State changes, the event and the outbox rows are written in the same session, so they commit or vanish together.
+State changes, the event and the outbox rows are written in the same session, so they commit or
+vanish together.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from mailflow.app.runtime import Runtime
 from mailflow.core.compose import render
+from mailflow.core.intent import normalise
 from mailflow.core.model import ParsedMail
 from mailflow.core.tokens import format_token, hash_token
 from mailflow.core.workflow import Mail, Plan, RequestState
-from mailflow.core.intent import normalise
 from mailflow.store.schema import (
     Contact,
     Event,
@@ -31,8 +32,13 @@ from mailflow.store.schema import (
 )
 
 _DECIDED = frozenset(
-    {RequestState.APPROVED, RequestState.REJECTED, RequestState.DECLINED_INELIGIBLE, RequestState.FORWARDED,
-     RequestState.COMPLETED}
+    {
+        RequestState.APPROVED,
+        RequestState.REJECTED,
+        RequestState.DECLINED_INELIGIBLE,
+        RequestState.FORWARDED,
+        RequestState.COMPLETED,
+    }
 )
 
 
@@ -197,45 +203,11 @@ def apply_plan(
     """
     from_state = request.state if request else ""
     if request is not None and plan.state is not None:
-        request.state = plan.state.value
-        request.updated_at = now
-        if plan.reason:
-            request.reason = plan.reason
-        if plan.state in _DECIDED:
-            request.decided_at = now
-            request.decided_by = actor
+        _move_request(request, plan, now, actor)
     if plan.create_group and request is not None:
-        group = Group(
-            slug=slug_for(session, request.topic),
-            name=request.topic[:300],
-            aliases=[],
-            status="forming",
-            associated=False,
-            description="",
-            aim=request.aim,
-            declared=False,
-            created_at=now,
-        )
-        session.add(group)
-        session.flush()
-        request.group_id = group.id
-    if plan.add_member and group is not None:
-        _add_member(session, group, contact, plan.add_member, now)
-    if plan.end_membership and group is not None:
-        membership = session.scalar(
-            select(Membership).where(
-                Membership.group_id == group.id,
-                Membership.contact_id == contact.id,
-                Membership.status == "active",
-            )
-        )
-        if membership is not None:
-            membership.status, membership.left_at = "left", now
-        if group.facilitator_id == contact.id:
-            group.facilitator_id = None
-    if plan.activate_group and group is not None and group.status == "forming":
-        group.status, group.activated_at = "active", now
-        record_event(session, "group_activated", now, group_id=group.id, from_state="forming", to_state="active")
+        group = _create_group(session, request, now)
+    if group is not None:
+        _change_membership(session, plan, group, contact, now)
     record_event(
         session,
         plan.event,
@@ -253,6 +225,56 @@ def apply_plan(
     return group
 
 
+def _move_request(request: Request, plan: Plan, now: datetime, actor: str) -> None:
+    if plan.state is None:  # pragma: no cover - checked by the caller
+        return
+    request.state, request.updated_at = plan.state.value, now
+    if plan.reason:
+        request.reason = plan.reason
+    if plan.state in _DECIDED:
+        request.decided_at, request.decided_by = now, actor
+
+
+def _create_group(session: Session, request: Request, now: datetime) -> Group:
+    group = Group(
+        slug=slug_for(session, request.topic),
+        name=request.topic[:300],
+        aliases=[],
+        status="forming",
+        associated=False,
+        description="",
+        aim=request.aim,
+        declared=False,
+        created_at=now,
+    )
+    session.add(group)
+    session.flush()
+    request.group_id = group.id
+    return group
+
+
+def _change_membership(session: Session, plan: Plan, group: Group, contact: Contact, now: datetime) -> None:
+    if plan.add_member:
+        _add_member(session, group, contact, plan.add_member, now)
+    if plan.end_membership:
+        membership = session.scalar(
+            select(Membership).where(
+                Membership.group_id == group.id,
+                Membership.contact_id == contact.id,
+                Membership.status == "active",
+            )
+        )
+        if membership is not None:
+            membership.status, membership.left_at = "left", now
+        if group.facilitator_id == contact.id:
+            group.facilitator_id = None
+    if plan.activate_group and group.status == "forming":
+        group.status, group.activated_at = "active", now
+        record_event(
+            session, "group_activated", now, group_id=group.id, from_state="forming", to_state="active"
+        )
+
+
 def _add_member(session: Session, group: Group, contact: Contact, role: str, now: datetime) -> None:
     membership = session.scalar(
         select(Membership).where(Membership.group_id == group.id, Membership.contact_id == contact.id)
@@ -268,7 +290,12 @@ def _add_member(session: Session, group: Group, contact: Contact, role: str, now
         )
         session.add(membership)
     else:
-        membership.status, membership.role, membership.joined_at, membership.left_at = "active", role, now, None
+        membership.status, membership.role, membership.joined_at, membership.left_at = (
+            "active",
+            role,
+            now,
+            None,
+        )
     if role == "facilitator":
         group.facilitator_id = contact.id
     session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -90,14 +91,23 @@ def _ask_which_group(work: Work, intent: Intent, contact: Contact) -> None:
     else:
         reason = "Please tell us which group you mean."
     mail = Mail("help", contact.email, {"reason": reason, "not_understood": False}, answers_sender=True)
-    record_event(work.session, "group_unclear", work.now, actor=contact.email, inbound=work.inbound, detail=reason)
+    record_event(
+        work.session,
+        "group_unclear",
+        work.now,
+        actor=contact.email,
+        inbound=work.inbound,
+        detail=reason,
+    )
     work.mailer.queue(mail)
 
 
 def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
     """A request to join a group."""
     session = work.session
-    group = session.scalar(select(Group).where(Group.slug == intent.group_slug)) if intent.group_slug else None
+    group = (
+        session.scalar(select(Group).where(Group.slug == intent.group_slug)) if intent.group_slug else None
+    )
     if group is None:
         _ask_which_group(work, intent, contact)
         return
@@ -124,12 +134,25 @@ def _carry_out(work: Work, plan_: Plan, request: Request, contact: Contact, grou
         work.session.delete(request)
         work.session.flush()
         apply_plan(
-            work.session, work.mailer, plan_, work.now, request=None, contact=contact, group=group,
-            actor=contact.email, inbound=work.inbound,
+            work.session,
+            work.mailer,
+            plan_,
+            work.now,
+            request=None,
+            contact=contact,
+            group=group,
+            actor=contact.email,
+            inbound=work.inbound,
         )
         return
     apply_plan(
-        work.session, work.mailer, plan_, work.now, request=request, contact=contact, group=group,
+        work.session,
+        work.mailer,
+        plan_,
+        work.now,
+        request=request,
+        contact=contact,
+        group=group,
         actor=contact.email if plan_.event != "approved" else "policy:organisation-member",
         inbound=work.inbound,
     )
@@ -143,8 +166,11 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         mail = Mail(
             "help",
             contact.email,
-            {"reason": "To propose a group, send START followed by its topic, and say its aim in the message.",
-             "not_understood": False},
+            {
+                "reason": "To propose a group, send START followed by its topic,"
+                " and say its aim in the message.",
+                "not_understood": False,
+            },
             answers_sender=True,
         )
         work.mailer.queue(mail)
@@ -152,17 +178,29 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         return
     existing_slugs = match_groups(topic, group_refs(session))
     existing = (
-        session.scalar(select(Group).where(Group.slug == existing_slugs[0])) if len(existing_slugs) == 1 else None
+        session.scalar(select(Group).where(Group.slug == existing_slugs[0]))
+        if len(existing_slugs) == 1
+        else None
     )
     duplicate = repo.open_request(session, contact.id, RequestKind.START, None, topic)
     if duplicate is not None:
         plan = refusal(
             contact.email,
-            f"Your proposal #{duplicate.id} for a group on {duplicate.topic} is already with the secretariat.",
+            f"Your proposal #{duplicate.id} for a group on {duplicate.topic}"
+            " is already with the secretariat.",
             event="duplicate_request",
         )
-        apply_plan(session, work.mailer, plan, work.now, request=None, contact=contact, group=None,
-                   actor=contact.email, inbound=work.inbound)
+        apply_plan(
+            session,
+            work.mailer,
+            plan,
+            work.now,
+            request=None,
+            contact=contact,
+            group=None,
+            actor=contact.email,
+            inbound=work.inbound,
+        )
         return
     request = _new_request(work, RequestKind.START, contact, topic=topic[:300], aim=intent.aim[:5000])
     facts = StartFacts(
@@ -181,7 +219,9 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
 def handle_leave(work: Work, intent: Intent, contact: Contact) -> None:
     """A member leaving a group; when no group is named and they are in exactly one, that one."""
     session = work.session
-    group = session.scalar(select(Group).where(Group.slug == intent.group_slug)) if intent.group_slug else None
+    group = (
+        session.scalar(select(Group).where(Group.slug == intent.group_slug)) if intent.group_slug else None
+    )
     if group is None:
         memberships = session.scalars(
             select(Membership).where(Membership.contact_id == contact.id, Membership.status == "active")
@@ -205,15 +245,22 @@ def handle_leave(work: Work, intent: Intent, contact: Contact) -> None:
     _carry_out(work, decide_leave(facts), request, contact, group)
 
 
-def handle_help(work: Work, contact: Contact, *, not_understood: bool) -> None:
-    """Explain how the address works and list the groups."""
-    record_event(work.session, "help" if not not_understood else "not_understood", work.now,
-                 actor=contact.email, inbound=work.inbound)
+def handle_help(work: Work, intent: Intent, contact: Contact) -> None:
+    """Explain how the address works and list the groups (also when the mail was not understood)."""
+    not_understood = intent.kind is not IntentKind.HELP
+    record_event(
+        work.session,
+        "help" if not not_understood else "not_understood",
+        work.now,
+        actor=contact.email,
+        inbound=work.inbound,
+    )
     work.mailer.queue(Mail("help", contact.email, {"not_understood": not_understood}, answers_sender=True))
 
 
-def handle_status(work: Work, contact: Contact) -> None:
+def handle_status(work: Work, intent: Intent, contact: Contact) -> None:
     """Tell the sender where their requests and memberships stand."""
+    del intent
     session = work.session
     requests = session.scalars(
         select(Request).where(Request.contact_id == contact.id).order_by(Request.id.desc()).limit(20)
@@ -240,7 +287,12 @@ def handle_status(work: Work, contact: Contact) -> None:
     ]
     record_event(session, "status", work.now, actor=contact.email, inbound=work.inbound)
     work.mailer.queue(
-        Mail("status", contact.email, {"requests": rows, "memberships": memberships}, answers_sender=True)
+        Mail(
+            "status",
+            contact.email,
+            {"requests": rows, "memberships": memberships},
+            answers_sender=True,
+        )
     )
 
 
@@ -250,20 +302,33 @@ _REFUSAL_REASONS = {
     TokenVerdict.EXPIRED: "the approval email it answers has expired; ask the secretariat to resend it.",
     TokenVerdict.WRONG_SENDER: "it came from an address the approval email was not sent to.",
 }
-_VERDICT_RANK = [TokenVerdict.WRONG_SENDER, TokenVerdict.USED, TokenVerdict.EXPIRED, TokenVerdict.UNKNOWN]
+_VERDICT_RANK = [
+    TokenVerdict.WRONG_SENDER,
+    TokenVerdict.USED,
+    TokenVerdict.EXPIRED,
+    TokenVerdict.UNKNOWN,
+]
 
 
 def _refuse_token(work: Work, sender: str, verdict: TokenVerdict, request_id: int | None) -> None:
     session = work.session
-    record_event(session, f"token_{verdict.value}", work.now, actor=sender, inbound=work.inbound,
-                 detail=f"request {request_id}" if request_id else "")
+    record_event(
+        session,
+        f"token_{verdict.value}",
+        work.now,
+        actor=sender,
+        inbound=work.inbound,
+        detail=f"request {request_id}" if request_id else "",
+    )
     # At most one polite notice per sender a day, so a forger or a loop learns nothing more.
     recent = session.scalar(
-        select(OutboxMessage.id).where(
+        select(OutboxMessage.id)
+        .where(
             OutboxMessage.to_addr == sender,
             OutboxMessage.kind == "token_refused",
             OutboxMessage.created_at >= work.now - timedelta(days=1),
-        ).limit(1)
+        )
+        .limit(1)
     )
     if recent is None:
         work.mailer.queue(
@@ -281,7 +346,9 @@ def handle_token_reply(work: Work, intent: Intent, contact: Contact) -> None:
     for token in tokens:
         row = session.scalar(select(ReplyToken).where(ReplyToken.token_hash == hash_token(token)))
         stored = (
-            StoredToken(row.token_hash, row.purpose, row.bound_to, row.expires_at, row.used_at) if row else None
+            StoredToken(row.token_hash, row.purpose, row.bound_to, row.expires_at, row.used_at)
+            if row
+            else None
         )
         verdict = judge(token, stored, sender, work.now)
         if verdict is TokenVerdict.VALID:
@@ -324,43 +391,83 @@ def _pending(session: Session, request: Request) -> PendingRequest:
 def _consume(session: Session, request: Request, purpose: str, now: datetime) -> None:
     for row in session.scalars(
         select(ReplyToken).where(
-            ReplyToken.request_id == request.id, ReplyToken.purpose == purpose, ReplyToken.used_at.is_(None)
+            ReplyToken.request_id == request.id,
+            ReplyToken.purpose == purpose,
+            ReplyToken.used_at.is_(None),
         )
     ):
         row.used_at = now
 
 
-def _approver_reply(work: Work, intent: Intent, contact: Contact, request: Request, token: ReplyToken) -> None:
+def _approver_reply(
+    work: Work, intent: Intent, contact: Contact, request: Request, token: ReplyToken
+) -> None:
     session, settings = work.session, work.runtime.settings
     sender = contact.email
     if sender not in settings.secretariat.approvers:
         _refuse_token(work, sender, TokenVerdict.WRONG_SENDER, request.id)
         return
     if settings.secretariat.require_authenticated_approvals and not passes_dmarc(
-        work.parsed.headers.get("authentication-results", ()), settings.secretariat.authserv_id or "", sender
+        work.parsed.headers.get("authentication-results", ()),
+        settings.secretariat.authserv_id or "",
+        sender,
     ):
-        record_event(session, "approval_unauthenticated", work.now, request=request, actor=sender,
-                     inbound=work.inbound)
+        record_event(
+            session,
+            "approval_unauthenticated",
+            work.now,
+            request=request,
+            actor=sender,
+            inbound=work.inbound,
+        )
         work.mailer.queue(
-            Mail("token_refused", sender,
-                 {"reason": "it did not pass DMARC/DKIM authentication at our mail server."},
-                 answers_sender=True),
+            Mail(
+                "token_refused",
+                sender,
+                {"reason": "it did not pass DMARC/DKIM authentication at our mail server."},
+                answers_sender=True,
+            ),
             request,
         )
         return
     if intent.decision is None:
-        record_event(session, "approval_unclear", work.now, request=request, actor=sender, inbound=work.inbound)
+        record_event(
+            session,
+            "approval_unclear",
+            work.now,
+            request=request,
+            actor=sender,
+            inbound=work.inbound,
+        )
         work.mailer.queue(
-            Mail("approval_unclear", sender, {"request_id": request.id}, answers_sender=True), request
+            Mail("approval_unclear", sender, {"request_id": request.id}, answers_sender=True),
+            request,
         )
         return
     try:
-        apply_verdict(work.session, work.mailer, request, intent.decision, sender, work.now, work.inbound)
+        apply_verdict(
+            work.session,
+            work.mailer,
+            request,
+            intent.decision,
+            actor=sender,
+            now=work.now,
+            inbound=work.inbound,
+        )
     except NotAllowedError as exc:
         decided = f" by {request.decided_by}" if request.decided_by else ""
         plan = refusal(sender, f"{exc} (request #{request.id}{decided})", event="decision_refused")
-        apply_plan(session, work.mailer, plan, work.now, request=None, contact=contact, group=None,
-                   actor=sender, inbound=work.inbound)
+        apply_plan(
+            session,
+            work.mailer,
+            plan,
+            work.now,
+            request=None,
+            contact=contact,
+            group=None,
+            actor=sender,
+            inbound=work.inbound,
+        )
     del token
 
 
@@ -369,6 +476,7 @@ def apply_verdict(
     mailer: Mailer,
     request: Request,
     decision: Decision,
+    *,
     actor: str,
     now: datetime,
     inbound: InboundMessage | None = None,
@@ -383,8 +491,17 @@ def apply_verdict(
     requester = session.get(Contact, request.contact_id)
     assert requester is not None  # noqa: S101 - foreign key
     group = session.get(Group, request.group_id) if request.group_id else None
-    apply_plan(session, mailer, plan, now, request=request, contact=requester, group=group,
-               actor=actor, inbound=inbound)
+    apply_plan(
+        session,
+        mailer,
+        plan,
+        now,
+        request=request,
+        contact=requester,
+        group=group,
+        actor=actor,
+        inbound=inbound,
+    )
     return plan
 
 
@@ -396,15 +513,52 @@ def _requester_answer(work: Work, contact: Contact, request: Request, token: Rep
         plan = decide_answer(pending, answer, work.runtime.settings.secretariat.approvers)
     except NotAllowedError as exc:
         plan = refusal(contact.email, str(exc), event="answer_refused")
-        apply_plan(session, work.mailer, plan, work.now, request=None, contact=contact, group=None,
-                   actor=contact.email, inbound=work.inbound)
+        apply_plan(
+            session,
+            work.mailer,
+            plan,
+            work.now,
+            request=None,
+            contact=contact,
+            group=None,
+            actor=contact.email,
+            inbound=work.inbound,
+        )
         return
     token.used_at = work.now
-    if request.kind == RequestKind.START.value and len(request.aim.split()) < 3:  # noqa: PLR2004
+    if request.kind == RequestKind.START.value and len(request.aim.split()) < 3:
         request.aim = answer[:5000]
     request.text = f"{request.text}\n\n[answer] {answer}"[:20000]
-    apply_plan(session, work.mailer, plan, work.now, request=request, contact=contact, group=None,
-               actor=contact.email, inbound=work.inbound)
+    apply_plan(
+        session,
+        work.mailer,
+        plan,
+        work.now,
+        request=request,
+        contact=contact,
+        group=None,
+        actor=contact.email,
+        inbound=work.inbound,
+    )
 
 
-HANDLED = frozenset({IntentKind.JOIN, IntentKind.START, IntentKind.LEAVE, IntentKind.HELP, IntentKind.STATUS})
+def handle_ignored(work: Work, intent: Intent, contact: Contact) -> None:
+    """Mail that is automated after all (the classifier saw it): recorded, never answered."""
+    work.inbound.status = "ignored"
+    record_event(
+        work.session, f"ignored_{intent.kind.value}", work.now, actor=contact.email, inbound=work.inbound
+    )
+
+
+Handler = Callable[[Work, Intent, Contact], None]
+
+HANDLERS: dict[IntentKind, Handler] = {
+    IntentKind.JOIN: handle_join,
+    IntentKind.START: handle_start,
+    IntentKind.LEAVE: handle_leave,
+    IntentKind.STATUS: handle_status,
+    IntentKind.HELP: handle_help,
+    IntentKind.AUTOMATED: handle_ignored,
+    IntentKind.CALENDAR_REPLY: handle_ignored,
+}
+"""The handler for each intent of a message that carries no reply token; anything else gets help."""

@@ -22,7 +22,7 @@ from mailflow.errors import (
     SenderRefusedError,
     TransientDeliveryError,
 )
-from mailflow.outbound.transport import Envelope, Transport
+from mailflow.outbound.transport import Envelope, RecipientsRefusedError, Transport
 from mailflow.store import repo
 from mailflow.store.schema import OutboxMessage, Suppression
 
@@ -121,46 +121,56 @@ def send_once(runtime: Runtime, transport: Transport, *, limit: int = 10_000) ->
         if row is None:
             continue
         if interval:
-            wait = last + interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            # A relay such as Microsoft 365 accepts only so many messages a minute.
+            time.sleep(max(0.0, last + interval - time.monotonic()))
             last = time.monotonic()
-        envelope = Envelope(sender=row.sender, recipients=(row.to_addr,), message_id=row.message_id, raw=row.raw)
-        now = runtime.clock()
-        try:
-            transport.deliver(envelope)
-        except PermanentDeliveryError as exc:
-            _fail_permanently(runtime, row, str(exc))
-            result.failed += 1
-            result.errors.append(f"{row.to_addr}: {exc}")
-        except SenderRefusedError as exc:
-            _pause(runtime, row, str(exc))
-            result.paused = str(exc)
-            result.errors.append(str(exc))
+        if not _deliver_one(runtime, transport, row, result):
             break
-        except TransientDeliveryError as exc:
-            state = "uncertain" if isinstance(exc, DeliveryUncertainError) else "pending"
-            if row.attempts >= settings.max_attempts:
-                _fail_permanently(runtime, row, f"gave up after {row.attempts} attempts: {exc}", suppress=False)
-                result.failed += 1
-            else:
-                _finish(runtime, row.id, state=state, last_error=str(exc)[:2000],
-                        next_attempt_at=now + backoff(row.attempts))
-                result.retried += 1
-            result.errors.append(f"{row.to_addr}: {exc}")
-        else:
-            _finish(runtime, row.id, state="sent", sent_at=now, last_error="")
-            result.sent += 1
     if result.sent or result.failed or result.retried:
         log.info("outbox: %d sent, %d retried, %d failed", result.sent, result.retried, result.failed)
     return result
+
+
+def _deliver_one(runtime: Runtime, transport: Transport, row: OutboxMessage, result: SendResult) -> bool:
+    """Deliver one claimed row and record the outcome; False when the queue must pause."""
+    envelope = Envelope(sender=row.sender, recipients=(row.to_addr,), message_id=row.message_id, raw=row.raw)
+    now = runtime.clock()
+    try:
+        transport.deliver(envelope)
+    except PermanentDeliveryError as exc:
+        # Only a refused recipient is suppressed: content refused is not the address's fault.
+        _fail_permanently(runtime, row, str(exc), suppress=isinstance(exc, RecipientsRefusedError))
+        result.failed += 1
+        result.errors.append(f"{row.to_addr}: {exc}")
+    except SenderRefusedError as exc:
+        _pause(runtime, row, str(exc))
+        result.paused = str(exc)
+        result.errors.append(str(exc))
+        return False
+    except TransientDeliveryError as exc:
+        if row.attempts >= runtime.settings.smtp.max_attempts:
+            _fail_permanently(runtime, row, f"gave up after {row.attempts} attempts: {exc}", suppress=False)
+            result.failed += 1
+        else:
+            # An uncertain delivery is retried like any other, with the same Message-ID.
+            state = "uncertain" if isinstance(exc, DeliveryUncertainError) else "pending"
+            next_at = now + backoff(row.attempts)
+            _finish(runtime, row.id, state=state, last_error=str(exc)[:2000], next_attempt_at=next_at)
+            result.retried += 1
+        result.errors.append(f"{row.to_addr}: {exc}")
+    else:
+        _finish(runtime, row.id, state="sent", sent_at=now, last_error="")
+        result.sent += 1
+    return True
 
 
 def _fail_permanently(runtime: Runtime, row: OutboxMessage, reason: str, *, suppress: bool = True) -> None:
     now = runtime.clock()
     with runtime.sessions.begin() as session:
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == row.id).values(state="failed", last_error=reason[:2000])
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(state="failed", last_error=reason[:2000])
         )
         if suppress and session.get(Suppression, row.to_addr) is None:
             session.add(Suppression(email=row.to_addr, reason=reason[:2000], created_at=now))
@@ -174,8 +184,12 @@ def _pause(runtime: Runtime, row: OutboxMessage, reason: str) -> None:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id)
-            .values(state="pending", attempts=OutboxMessage.attempts - 1, next_attempt_at=now,
-                    last_error=reason[:2000])
+            .values(
+                state="pending",
+                attempts=OutboxMessage.attempts - 1,
+                next_attempt_at=now,
+                last_error=reason[:2000],
+            )
         )
         repo.set_flag(session, _PAUSE_FLAG, (now + PAUSE).isoformat(), now)
         record_event(session, "outbox_paused", now, detail=reason)

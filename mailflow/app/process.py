@@ -17,20 +17,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Mailer, record_event
-from mailflow.app.handlers import (
-    Work,
-    group_refs,
-    handle_help,
-    handle_join,
-    handle_leave,
-    handle_start,
-    handle_status,
-    handle_token_reply,
-)
+from mailflow.app.handlers import HANDLERS, Work, group_refs, handle_help, handle_token_reply
 from mailflow.app.runtime import Runtime
 from mailflow.core.intent import classify
 from mailflow.core.loops import loop_kind
-from mailflow.core.model import IntentKind, ParsedMail
+from mailflow.core.model import ParsedMail
 from mailflow.core.parse import parse_message, precheck
 from mailflow.core.tokens import find_tokens
 from mailflow.errors import StoreUnavailableError
@@ -69,8 +60,16 @@ def store_raw(runtime: Runtime, raw: bytes, source: str, source_key: str | None 
     try:
         with runtime.sessions.begin() as session:
             row = InboundMessage(
-                source=source, source_key=key[:600], sha256=digest, raw=raw, status="pending",
-                reason="", from_addr="", subject="", message_id="", received_at=now,
+                source=source,
+                source_key=key[:600],
+                sha256=digest,
+                raw=raw,
+                status="pending",
+                reason="",
+                from_addr="",
+                subject="",
+                message_id="",
+                received_at=now,
             )
             session.add(row)
             session.flush()
@@ -128,7 +127,12 @@ def _quarantine(runtime: Runtime, inbound_id: int, reason: str, detail: str) -> 
             .where(InboundMessage.id == inbound_id)
             .values(status="quarantined", reason=reason[:2000], processed_at=runtime.clock())
         )
-        record_event(session, "quarantined", runtime.clock(), detail=f"inbound {inbound_id}: {reason}\n{detail}")
+        record_event(
+            session,
+            "quarantined",
+            runtime.clock(),
+            detail=f"inbound {inbound_id}: {reason}\n{detail}",
+        )
 
 
 def _describe(inbound: InboundMessage, parsed: ParsedMail) -> None:
@@ -165,24 +169,16 @@ def _process(session: Session, runtime: Runtime, inbound: InboundMessage) -> Non
     intent = classify(parsed.subject, parsed.text, group_refs(session), has_token=bool(tokens))
     inbound.reason = intent.kind.value
     contact = repo.contact_for(session, parsed.from_addr, parsed.from_name, now)
-    work = Work(session, runtime, now, inbound, parsed, Mailer(session, runtime, now, parsed=parsed, inbound=inbound))
-    if tokens:
-        handle_token_reply(work, intent, contact)
-    elif intent.kind is IntentKind.JOIN:
-        handle_join(work, intent, contact)
-    elif intent.kind is IntentKind.START:
-        handle_start(work, intent, contact)
-    elif intent.kind is IntentKind.LEAVE:
-        handle_leave(work, intent, contact)
-    elif intent.kind is IntentKind.STATUS:
-        handle_status(work, contact)
-    elif intent.kind is IntentKind.HELP:
-        handle_help(work, contact, not_understood=False)
-    elif intent.kind in {IntentKind.AUTOMATED, IntentKind.CALENDAR_REPLY}:
-        inbound.status = "ignored"
-        record_event(session, f"ignored_{intent.kind.value}", now, actor=contact.email, inbound=inbound)
-    else:
-        handle_help(work, contact, not_understood=True)
+    work = Work(
+        session,
+        runtime,
+        now,
+        inbound,
+        parsed,
+        Mailer(session, runtime, now, parsed=parsed, inbound=inbound),
+    )
+    handler = handle_token_reply if tokens else HANDLERS.get(intent.kind, handle_help)
+    handler(work, intent, contact)
 
 
 def process_pending(runtime: Runtime, limit: int = 1000) -> int:

@@ -144,14 +144,23 @@ def quarantine(runtime: Runtime) -> list[Row]:
     with runtime.sessions() as session:
         query = (
             select(
-                InboundMessage.id, InboundMessage.reason, InboundMessage.subject, InboundMessage.from_addr,
+                InboundMessage.id,
+                InboundMessage.reason,
+                InboundMessage.subject,
+                InboundMessage.from_addr,
                 InboundMessage.received_at,
             )
             .where(InboundMessage.status == "quarantined")
             .order_by(InboundMessage.id)
         )
         return [
-            {"id": i, "reason": reason, "subject": subject, "from": sender, "received_at": _iso(received)}
+            {
+                "id": i,
+                "reason": reason,
+                "subject": subject,
+                "from": sender,
+                "received_at": _iso(received),
+            }
             for i, reason, subject, sender, received in session.execute(query).all()
         ]
 
@@ -170,7 +179,9 @@ def retry_quarantined(runtime: Runtime, inbound_id: int) -> Disposition:
     return process_one(runtime, inbound_id)
 
 
-def decide(runtime: Runtime, request_id: int, verdict: Verdict, text: str = "", actor: str = "operator") -> str:
+def decide(
+    runtime: Runtime, request_id: int, verdict: Verdict, text: str = "", actor: str = "operator"
+) -> str:
     """The secretariat's fallback: approve or reject a request from the command line.
 
     Returns:
@@ -186,7 +197,8 @@ def decide(runtime: Runtime, request_id: int, verdict: Verdict, text: str = "", 
         if request is None:
             raise NotFoundError(f"no request with id {request_id}; `mailflow requests --json` lists them")
         try:
-            apply_verdict(session, Mailer(session, runtime, now), request, Decision(verdict, text), actor, now)
+            mailer = Mailer(session, runtime, now)
+            apply_verdict(session, mailer, request, Decision(verdict, text), actor=actor, now=now)
         except NotAllowedError as exc:
             raise MailflowError(f"request {request_id}: {exc}") from None
         return request.state

@@ -1,6 +1,7 @@
 """``mailflow org import FILE.csv``: validate every row, then upsert organisations, domains and contacts.
 
-The file is checked whole before anything is written: one bad row means nothing is imported, and the error lists
+The file is checked whole before anything is written: one bad row means nothing is imported, and the
+error lists
 every bad row by its line number.
 """
 
@@ -81,8 +82,15 @@ def read_rows(text: str) -> list[OrgRow]:
             problems.append(f"line {line}: {'; '.join(errors)}")
             continue
         rows.append(
-            OrgRow(line, name, (record.get("country") or "").strip(), NetworkStatus(status_text), domains, email,
-                   (record.get("contact_name") or "").strip())
+            OrgRow(
+                line,
+                name,
+                (record.get("country") or "").strip(),
+                NetworkStatus(status_text),
+                domains,
+                email,
+                (record.get("contact_name") or "").strip(),
+            )
         )
     if problems:
         raise RegistryError("no rows imported; fix these rows:\n" + "\n".join(problems))
@@ -111,7 +119,11 @@ def import_file(runtime: Runtime, path: Path) -> ImportResult:
                 created += 1
             else:
                 updated += 1
-            organisation.country, organisation.status, organisation.updated_at = row.country, row.status.value, now
+            organisation.country, organisation.status, organisation.updated_at = (
+                row.country,
+                row.status.value,
+                now,
+            )
             session.flush()
             for domain in row.domains:
                 owner = session.scalar(select(OrgDomain).where(OrgDomain.domain == domain))

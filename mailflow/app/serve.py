@@ -37,8 +37,9 @@ def _worker(runtime: Runtime, transport: Transport, wake: threading.Event, stop:
             stop.wait(IDLE_WAKE_SECONDS)
 
 
-def serve(runtime: Runtime, stop: threading.Event | None = None,
-          ready: Callable[[], None] | None = None) -> None:
+def serve(
+    runtime: Runtime, stop: threading.Event | None = None, ready: Callable[[], None] | None = None
+) -> None:
     """Run until ``stop`` is set (by SIGTERM/SIGINT when running in the main thread)."""
     settings = runtime.settings
     stop = stop or threading.Event()
@@ -60,11 +61,19 @@ def serve(runtime: Runtime, stop: threading.Event | None = None,
     listener = None
     if settings.smtp_intake.enabled:
         listener = make_listener(
-            settings.smtp_intake, Pipeline(runtime, process_now=False), settings.network.address, wake.set
+            settings.smtp_intake,
+            Pipeline(runtime, process_now=False),
+            settings.network.address,
+            wake.set,
         )
         listener.start()
         proto = "LMTP" if settings.smtp_intake.lmtp else "SMTP"
-        log.info("%s intake listening on %s:%s", proto, settings.smtp_intake.host, settings.smtp_intake.port)
+        log.info(
+            "%s intake listening on %s:%s",
+            proto,
+            settings.smtp_intake.host,
+            settings.smtp_intake.port,
+        )
     if settings.imap is not None and settings.imap.enabled:
         imap = ImapIntake(settings.imap, settings.imap.password(), Pipeline(runtime), Cursors(runtime))
         threads.append(threading.Thread(target=imap.run, args=(stop,), name="imap", daemon=True))

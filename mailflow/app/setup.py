@@ -34,8 +34,13 @@ def initialise(runtime: Runtime) -> InitResult:
         for declared in runtime.settings.groups:
             group = session.scalar(select(Group).where(Group.slug == declared.slug))
             if group is None:
-                group = Group(slug=declared.slug, status=declared.status, created_at=now, declared=True,
-                              activated_at=now if declared.status == "active" else None)
+                group = Group(
+                    slug=declared.slug,
+                    status=declared.status,
+                    created_at=now,
+                    declared=True,
+                    activated_at=now if declared.status == "active" else None,
+                )
                 session.add(group)
                 created.append(declared.slug)
             else:
@@ -60,7 +65,15 @@ def _ensure_facilitator_membership(
         select(Membership).where(Membership.group_id == group.id, Membership.contact_id == contact_id)
     )
     if membership is None:
-        session.add(Membership(group_id=group.id, contact_id=contact_id, organisation_id=org_id,
-                               role="facilitator", status="active", joined_at=now))
+        session.add(
+            Membership(
+                group_id=group.id,
+                contact_id=contact_id,
+                organisation_id=org_id,
+                role="facilitator",
+                status="active",
+                joined_at=now,
+            )
+        )
     else:
         membership.role, membership.status = "facilitator", "active"

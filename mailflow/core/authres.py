@@ -9,7 +9,7 @@ _HEADER_D = re.compile(r"header\.(?:d|from)\s*=\s*([^\s;]+)", re.IGNORECASE)
 
 
 def passes_dmarc(headers: tuple[str, ...], authserv_id: str, sender: str) -> bool:
-    """Whether the topmost Authentication-Results header from ``authserv_id`` shows DMARC or aligned DKIM pass.
+    """Whether our topmost Authentication-Results header shows a DMARC or an aligned DKIM pass.
 
     Only the topmost header whose authserv-id matches counts: anything below it, or from another id, may
     have been written by the sender.
@@ -32,8 +32,7 @@ def passes_dmarc(headers: tuple[str, ...], authserv_id: str, sender: str) -> boo
                 return True
             aligned = _HEADER_D.search(match.group("props"))
             if aligned and (
-                domain == aligned.group(1).lower()
-                or domain.endswith("." + aligned.group(1).lower())
+                domain == aligned.group(1).lower() or domain.endswith("." + aligned.group(1).lower())
             ):
                 return True
         return False

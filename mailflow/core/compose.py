@@ -118,9 +118,7 @@ def render(
     message["Date"] = format_datetime(date)
     message["Message-ID"] = f"<{message_id}>"
     if token:
-        message["Reply-To"] = _address(
-            reply_address(identity.address, token), identity.display_name
-        )
+        message["Reply-To"] = _address(reply_address(identity.address, token), identity.display_name)
     if in_reply_to:
         message["In-Reply-To"] = f"<{in_reply_to}>"
     thread = [ref for ref in references if ref]

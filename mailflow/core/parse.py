@@ -70,6 +70,7 @@ _QUOTE_HEADER = re.compile(
     r"|Verzonden met|Skickat från min)\b.{0,80}",
     re.IGNORECASE,
 )
+_ATTRIBUTION = re.compile(r"(?:On|Am|Le|El|Il|Op|Den)\s|.{1,300}?\snapisał", re.IGNORECASE)
 _FROM_LINE = re.compile(r"\*?(?:From|Von|De|Da|Van|Från|Od)\s?:", re.IGNORECASE)
 _NEXT_LINE = re.compile(
     r"\*?(?:Sent|Date|To|Subject|Cc|Gesendet|Datum|An|Betreff|Envoy[ée]|[ÀA]|Objet|Enviado(?: el)?"
@@ -430,7 +431,9 @@ def _html_text(markup: str) -> str:
 def _new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
     """Return what the sender wrote: quotes and signatures removed, forwarded content kept."""
     lines = [line.rstrip() for line in body[:_TEXT_CAP].splitlines()]
-    cut = _first_cut(lines)
+    cut, skip = _first_cut(lines)
+    lines = [line for index, line in enumerate(lines) if index not in skip or index >= cut]
+    cut -= sum(index < cut for index in skip)
     marker = next((i for i in range(cut) if _FWD_LINE.fullmatch(lines[i])), -1)
     rest = lines[marker + 1 :]
     if marker < 0 and forwarded and cut < len(lines):
@@ -441,18 +444,28 @@ def _new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
     return "\n\n".join(part for part in (_reply_only(lines[:marker]), forward) if part)
 
 
-def _first_cut(lines: list[str]) -> int:
-    """Find the first line that starts quoted history or a signature."""
+def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
+    """Find the first line that starts quoted history or a signature.
+
+    An attribution ("On ... wrote:") followed by ">" lines only introduces a quote: its lines are
+    returned to be skipped, and text after the quote (bottom or inline posting) is still new.
+    """
+    skip: set[int] = set()
     for index, line in enumerate(lines):
         if not line or line.startswith(">") or len(line) > 400:
             continue
         following = lines[index + 1 : index + 3]
         joined = f"{line} {following[0]}" if following else line
-        if _QUOTE_HEADER.fullmatch(line) or _QUOTE_HEADER.fullmatch(joined):
-            return index
         if _FROM_LINE.match(line) and any(_NEXT_LINE.match(nxt) for nxt in following):
-            return index
-    return len(lines)
+            return index, skip
+        span = 1 if _QUOTE_HEADER.fullmatch(line) else 2 if _QUOTE_HEADER.fullmatch(joined) else 0
+        if not span:
+            continue
+        after = next((nxt for nxt in lines[index + span :] if nxt.strip()), "")
+        if not (_ATTRIBUTION.match(line) and after.startswith(">")):
+            return index, skip
+        skip.update(range(index, index + span))
+    return len(lines), skip
 
 
 def _drop_forward_header(lines: list[str]) -> list[str]:

@@ -33,4 +33,4 @@ def should_activate(group_status: str, participant_organisations: int) -> bool:
 
 def has_aim(aim: str) -> bool:
     """A start request must say what the group is for (SPEC §2.4): a few words at least."""
-    return len(aim.split()) >= 3  # noqa: PLR2004 - "a few words" is the rule itself
+    return len(aim.split()) >= 3

@@ -1,6 +1,7 @@
 """Request lifecycles as explicit transition tables (SPEC §5), and the decisions that drive them.
 
-Every ``decide_*`` function is pure: it takes the facts the shell gathered and returns a :class:`Plan`, the new
+Every ``decide_*`` function is pure: it takes the facts the shell gathered and returns a
+:class:`Plan`, the new
 state, what to record and which mails to queue. The shell carries a plan out in one transaction.
 """
 
@@ -43,9 +44,7 @@ class RequestState(enum.StrEnum):
     COMPLETED = "completed"
 
 
-OPEN_STATES = frozenset(
-    {RequestState.RECEIVED, RequestState.PENDING_APPROVAL, RequestState.NEEDS_INFO}
-)
+OPEN_STATES = frozenset({RequestState.RECEIVED, RequestState.PENDING_APPROVAL, RequestState.NEEDS_INFO})
 
 
 class Action(enum.StrEnum):
@@ -75,22 +74,18 @@ _APPROVAL_FLOW: dict[tuple[RequestState, Action], RequestState] = {
     (_S.NEEDS_INFO, _A.REJECT): _S.REJECTED,
 }
 
-TRANSITIONS: Mapping[RequestKind, Mapping[tuple[RequestState, Action], RequestState]] = (
-    MappingProxyType(
-        {
-            RequestKind.JOIN: MappingProxyType(
-                {
-                    **_APPROVAL_FLOW,
-                    (_S.RECEIVED, _A.FORWARD): _S.FORWARDED,
-                    (_S.RECEIVED, _A.AUTO_APPROVE): _S.APPROVED,
-                }
-            ),
-            RequestKind.START: MappingProxyType(
-                {**_APPROVAL_FLOW, (_S.RECEIVED, _A.ASK_INFO): _S.NEEDS_INFO}
-            ),
-            RequestKind.LEAVE: MappingProxyType({(_S.RECEIVED, _A.COMPLETE): _S.COMPLETED}),
-        }
-    )
+TRANSITIONS: Mapping[RequestKind, Mapping[tuple[RequestState, Action], RequestState]] = MappingProxyType(
+    {
+        RequestKind.JOIN: MappingProxyType(
+            {
+                **_APPROVAL_FLOW,
+                (_S.RECEIVED, _A.FORWARD): _S.FORWARDED,
+                (_S.RECEIVED, _A.AUTO_APPROVE): _S.APPROVED,
+            }
+        ),
+        RequestKind.START: MappingProxyType({**_APPROVAL_FLOW, (_S.RECEIVED, _A.ASK_INFO): _S.NEEDS_INFO}),
+        RequestKind.LEAVE: MappingProxyType({(_S.RECEIVED, _A.COMPLETE): _S.COMPLETED}),
+    }
 )
 """The request lifecycles of SPEC §5: (state, action) -> next state, per kind."""
 
@@ -106,9 +101,7 @@ GROUP_TRANSITIONS: Mapping[tuple[str, str], str] = MappingProxyType(
 )
 """The group lifecycle: forming -> active -> closing -> closed; an extension keeps it active."""
 
-MEMBERSHIP_TRANSITIONS: Mapping[tuple[str, str], str] = MappingProxyType(
-    {("active", "leave"): "left"}
-)
+MEMBERSHIP_TRANSITIONS: Mapping[tuple[str, str], str] = MappingProxyType({("active", "leave"): "left"})
 """The membership lifecycle: active -> left."""
 
 
@@ -247,7 +240,7 @@ class Plan:
     reason: str = ""
 
 
-def refusal(to: str, reason: str, event: str = "refused", **context: Any) -> Plan:
+def refusal(to: str, reason: str, event: str = "refused", **context: object) -> Plan:
     """A plan that changes nothing and tells the sender why."""
     return Plan(
         state=None,
@@ -292,7 +285,7 @@ def _ineligible(facts_person: Person, request_ctx: Mapping[str, Any], secretaria
     )
 
 
-def decide_join(facts: JoinFacts) -> Plan:
+def decide_join(facts: JoinFacts) -> Plan:  # noqa: PLR0911 - one return per rule reads as the rule list
     """Decide what a join request leads to (SPEC §2.1, §2.2, §2.7 and §5)."""
     person, group = facts.person, facts.group
     ctx: dict[str, Any] = {
@@ -303,9 +296,7 @@ def decide_join(facts: JoinFacts) -> Plan:
         "text": facts.text,
     }
     if facts.already_member:
-        return refusal(
-            person.email, f"You are already a member of {group.name}.", group=ctx["group"]
-        )
+        return refusal(person.email, f"You are already a member of {group.name}.", group=ctx["group"])
     if facts.open_request_id is not None:
         return refusal(
             person.email,
@@ -575,7 +566,7 @@ class LeaveFacts:
 
 
 def decide_leave(facts: LeaveFacts) -> Plan:
-    """Leaving needs no approval; the facilitator (or, when the facilitator leaves, the secretariat) is told."""
+    """Leaving needs no approval; the facilitator is told (the secretariat, when the facilitator leaves)."""
     if not facts.is_member:
         return refusal(
             facts.person.email,

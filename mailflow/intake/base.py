@@ -1,8 +1,9 @@
 """The seam between the intake adapters and the application.
 
 Adapters never import the store: the application hands them a :class:`Sink` that durably stores a raw message,
-processes it, and says what became of it. A sink raises :class:`~mailflow.errors.StoreUnavailableError` when the
-message could not be stored; the adapter must then not acknowledge it (IMAP: leave it in place; SMTP: ``451``).
+processes it, and says what became of it. A sink raises
+:class:`~mailflow.errors.StoreUnavailableError` when the message could not be stored; the adapter must
+then not acknowledge it (IMAP: leave it in place; SMTP: ``451``).
 """
 
 from __future__ import annotations

@@ -213,14 +213,21 @@ class ImapIntake:
                 stop.wait(store_backoff.next_delay())
                 continue
             store_backoff.reset()
-            if result.fetched:
-                # Mail comes in bursts, and a server may not announce in IDLE what arrived before
-                # IDLE began (Dovecot waits for its 30 s check): look again until nothing is new.
+            # A server announces in IDLE only what arrives after IDLE began (Dovecot holds back
+            # what came since the last command until its 30 s check), and a SEARCH may not see
+            # mail that arrived since the SELECT: look again until a NOOP reports nothing new.
+            if result.fetched or self._new_mail_announced(client):
                 continue
             if use_idle:
                 self._idle(client, stop)
             else:
                 stop.wait(self._settings.poll_seconds)
+
+    @staticmethod
+    def _new_mail_announced(client: IMAPClient) -> bool:
+        """Send NOOP and say whether the server reported new messages (EXISTS)."""
+        _text, responses = client.noop()
+        return any(len(response) > 1 and response[1] == b"EXISTS" for response in responses)
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """IDLE until the server reports a change, the renewal time comes, or ``stop`` is set."""

@@ -17,7 +17,6 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailflow.config import SmtpIntakeSettings
-from mailflow.errors import StoreUnavailableError
 from mailflow.intake.base import Sink
 
 log = logging.getLogger("mailflow.intake.smtp")
@@ -53,7 +52,12 @@ class IntakeHandler:
         self._on_stored = on_stored
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd hook name
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         """Accept only our own address and its plus-addresses."""
         del server, session, rcpt_options
@@ -75,10 +79,8 @@ class IntakeHandler:
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: self._sink.accept(data, source, "")
             )
-        except StoreUnavailableError as exc:
-            log.error("refused a message from %s with 451: %s", peer, exc)
-            status = STORE_DOWN
         except Exception:
+            # StoreUnavailableError or anything unforeseen: the sender keeps the message and retries.
             log.exception("refused a message from %s with 451", peer)
             status = STORE_DOWN
         else:

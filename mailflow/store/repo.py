@@ -79,15 +79,18 @@ def person_for(session: Session, contact: Contact) -> Person:
 
 def participant_count(session: Session, group_id: int) -> int:
     """How many distinct Participant organisations are active members of the group."""
-    return session.scalar(
-        select(func.count(func.distinct(Membership.organisation_id)))
-        .join(Organisation, Membership.organisation_id == Organisation.id)
-        .where(
-            Membership.group_id == group_id,
-            Membership.status == "active",
-            Organisation.status == NetworkStatus.PARTICIPANT.value,
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Membership.organisation_id)))
+            .join(Organisation, Membership.organisation_id == Organisation.id)
+            .where(
+                Membership.group_id == group_id,
+                Membership.status == "active",
+                Organisation.status == NetworkStatus.PARTICIPANT.value,
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def group_facts(session: Session, group: Group) -> GroupFacts:

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from mailflow.cli import main
-from mailflow.testing import APPROVER, DEMO_REGISTRY, gmail_reply, outlook_reply, plain_reply, request_mail
+from mailflow.testing import (
+    APPROVER,
+    DEMO_REGISTRY,
+    gmail_reply,
+    outlook_reply,
+    plain_reply,
+    request_mail,
+)
 
 
 class Service:
@@ -59,7 +66,9 @@ class Service:
         return messages
 
     def sent_to(self, address: str, kind: str) -> list[EmailMessage]:
-        return [m for m in self.sent() if m["To"].addresses[0].addr_spec == address and m["X-Mailflow"] == kind]
+        return [
+            m for m in self.sent() if m["To"].addresses[0].addr_spec == address and m["X-Mailflow"] == kind
+        ]
 
     def raw_to(self, address: str, kind: str) -> bytes:
         found = self.sent_to(address, kind)
@@ -88,7 +97,9 @@ def _join(svc: Service, sender: str = ANNA, subject: str = "JOIN circular", body
 Reply = Callable[[bytes, str, str], bytes]
 
 
-@pytest.mark.parametrize("reply", [outlook_reply, gmail_reply, plain_reply], ids=["outlook", "gmail", "phone"])
+@pytest.mark.parametrize(
+    "reply", [outlook_reply, gmail_reply, plain_reply], ids=["outlook", "gmail", "phone"]
+)
 def test_join_approved_by_reply(service: Service, reply: Reply):
     """A join request is acknowledged, approved by a reply from the approver's client, and welcomed."""
     _join(service, body="Could the City of Ghent take part in the circular procurement group?")
@@ -99,7 +110,11 @@ def test_join_approved_by_reply(service: Service, reply: Reply):
     service.deliver(reply(approval, APPROVER, "Approve"))
 
     [row] = service.json("requests")
-    assert ("approved", APPROVER, "circular") == (row["state"], row["decided_by"], row["group_slug"])
+    assert ("approved", APPROVER, "circular") == (
+        row["state"],
+        row["decided_by"],
+        row["group_slug"],
+    )
     welcome = service.sent_to(ANNA, "welcome")
     assert 1 == len(welcome)
     assert welcome[0]["In-Reply-To"] is not None
@@ -121,7 +136,7 @@ def test_reject_with_reason_reaches_the_requester(service: Service):
 
 
 def test_decision_only_in_quoted_text_changes_nothing(service: Service):
-    """A reply whose new text has no decision (APPROVE only in the quote) changes nothing and is answered once."""
+    """A reply with no decision in its new text (APPROVE only quoted) changes nothing; it is answered once."""
     _join(service)
     approval = service.raw_to(APPROVER, "approval_request")
     service.deliver(gmail_reply(approval, APPROVER, "Thanks, I will look at this tomorrow."))
@@ -166,11 +181,13 @@ def test_big_buyers_requests_are_forwarded(service: Service):
 
 
 def test_start_without_aim_asks_for_it_then_goes_to_approval(service: Service):
-    """A start request without an aim asks the requester; their answer goes to the approvers; APPROVE forms it."""
+    """A start request without an aim asks for one; the answer goes to the approvers; APPROVE forms it."""
     service.deliver(request_mail(ANNA, "START Green cleaning products", "Hi"))
     assert "needs_info" == service.json("requests")[0]["state"]
     question = service.raw_to(ANNA, "info_request")
-    service.deliver(plain_reply(question, ANNA, "We want to share tender criteria for green cleaning products."))
+    service.deliver(
+        plain_reply(question, ANNA, "We want to share tender criteria for green cleaning products.")
+    )
     assert "pending_approval" == service.json("requests")[0]["state"]
     approval = service.raw_to(APPROVER, "approval_request")
     assert b"share tender criteria" in approval
@@ -185,8 +202,11 @@ def test_third_participant_activates_a_forming_group(service: Service):
     """Three participant organisations make a forming group active (SPEC §2.2)."""
     for sender in ("anna@ghent.example", "sara@malmo.example", "joost@haarlem.example"):
         _join(service, sender=sender)
-        [approval] = [m.as_bytes() for m in service.sent_to(APPROVER, "approval_request")
-                      if sender.encode() in m.as_bytes()]
+        [approval] = [
+            m.as_bytes()
+            for m in service.sent_to(APPROVER, "approval_request")
+            if sender.encode() in m.as_bytes()
+        ]
         service.deliver(outlook_reply(approval, APPROVER, "APPROVE"))
     circular = next(g for g in service.json("groups") if g["slug"] == "circular")
     assert ("active", 3) == (circular["status"], circular["participant_count"])
@@ -230,7 +250,7 @@ def test_cli_approve_and_reject(service: Service):
     _join(service)
     _join(service, sender="sara@malmo.example", subject="JOIN ict")
     ids = [r["id"] for r in service.json("requests")]
-    assert "request {}: approved\n".format(ids[0]) == service.ok("approve", str(ids[0]))
+    assert f"request {ids[0]}: approved\n" == service.ok("approve", str(ids[0]))
     assert "rejected" in service.ok("reject", str(ids[1]), "--reason", "duplicate")
     code, _, err = service.run("approve", "999")
     assert (1, "mailflow: error: no request with id 999") == (code, err.strip().split(";")[0])
@@ -242,11 +262,25 @@ def test_cli_approve_and_reject(service: Service):
 def test_json_rows_have_the_contract_fields(service: Service):
     """The --json views carry the field names SPEC §6 fixes."""
     _join(service)
-    assert {"slug", "name", "status", "facilitator_email", "participant_count", "member_count"} <= set(
-        service.json("groups")[0]
-    )
-    assert {"id", "kind", "state", "contact_email", "organisation", "group_slug", "created_at", "decided_at",
-            "decided_by"} <= set(service.json("requests")[0])
+    assert {
+        "slug",
+        "name",
+        "status",
+        "facilitator_email",
+        "participant_count",
+        "member_count",
+    } <= set(service.json("groups")[0])
+    assert {
+        "id",
+        "kind",
+        "state",
+        "contact_email",
+        "organisation",
+        "group_slug",
+        "created_at",
+        "decided_at",
+        "decided_by",
+    } <= set(service.json("requests")[0])
     assert {"id", "to", "subject", "state", "message_id", "kind"} <= set(service.json("outbox")[0])
     assert [] == service.json("quarantine")
 

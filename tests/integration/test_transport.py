@@ -4,7 +4,6 @@
 
 # The house style writes asserts as ``expected == actual``, which ruff's SIM300 calls a Yoda
 # condition; the style wins in tests.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

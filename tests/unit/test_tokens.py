@@ -52,8 +52,11 @@ def test_find_tokens(recipients: tuple[str, ...], subject: str, expected: tuple[
 
 def _stored(**kw: object) -> StoredToken:
     values: dict[str, object] = {
-        "token_hash": hash_token(TOKEN), "purpose": "approve", "bound_to": "a@iclei.example",
-        "expires_at": NOW + timedelta(days=1), "used_at": None,
+        "token_hash": hash_token(TOKEN),
+        "purpose": "approve",
+        "bound_to": "a@iclei.example",
+        "expires_at": NOW + timedelta(days=1),
+        "used_at": None,
     }
     values.update(kw)
     return StoredToken(**values)  # type: ignore[arg-type]

@@ -31,8 +31,13 @@ GHENT = Person("anna@ghent.example", "Anna", "City of Ghent", NetworkStatus.PART
 PARTNER = Person("li@catalonia.example", "Li", "Region of Catalonia", NetworkStatus.STRATEGIC_PARTNER)
 OUTSIDER = Person("bob@supplier.example", "Bob", "Sample Supplier Ltd", NetworkStatus.NONE)
 UNKNOWN = Person("eve@nowhere.example")
-CIRCULAR = GroupFacts("circular", "Circular Public Procurement", "forming", facilitator_email="fac@malmo.example",
-                      participant_organisations=2)
+CIRCULAR = GroupFacts(
+    "circular",
+    "Circular Public Procurement",
+    "forming",
+    facilitator_email="fac@malmo.example",
+    participant_organisations=2,
+)
 BIG_BUYERS = GroupFacts("big-buyers", "Big Buyers Initiative", "active", associated=True)
 APPROVERS = ("a1@iclei.example", "a2@iclei.example")
 
@@ -82,15 +87,26 @@ def test_decided_states_are_terminal():
 
 
 def _join(person: Person = GHENT, group: GroupFacts = CIRCULAR, **kw: object) -> JoinFacts:
-    return JoinFacts(request_id=7, person=person, group=group, text="Could Ghent join?", approvers=APPROVERS,
-                     secretariat="leads@iclei.example", **kw)  # type: ignore[arg-type]
+    return JoinFacts(
+        request_id=7,
+        person=person,
+        group=group,
+        text="Could Ghent join?",
+        approvers=APPROVERS,
+        secretariat="leads@iclei.example",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("facts", "state", "templates"),
     [
         (_join(), S.PENDING_APPROVAL, ["acknowledge", "approval_request", "approval_request"]),
-        (_join(PARTNER), S.PENDING_APPROVAL, ["acknowledge", "approval_request", "approval_request"]),
+        (
+            _join(PARTNER),
+            S.PENDING_APPROVAL,
+            ["acknowledge", "approval_request", "approval_request"],
+        ),
         (_join(OUTSIDER), S.DECLINED_INELIGIBLE, ["ineligible", "lead"]),
         (_join(UNKNOWN), S.DECLINED_INELIGIBLE, ["ineligible", "lead"]),
         (_join(OUTSIDER, BIG_BUYERS), S.FORWARDED, ["forwarded", "forward_associated"]),
@@ -98,7 +114,16 @@ def _join(person: Person = GHENT, group: GroupFacts = CIRCULAR, **kw: object) ->
         (_join(open_request_id=3), None, ["refusal"]),
         (_join(organisation_member=True), S.APPROVED, ["welcome", "member_joined"]),
     ],
-    ids=["eligible", "partner", "ineligible", "unknown-org", "big-buyers", "member", "duplicate", "colleague"],
+    ids=[
+        "eligible",
+        "partner",
+        "ineligible",
+        "unknown-org",
+        "big-buyers",
+        "member",
+        "duplicate",
+        "colleague",
+    ],
 )
 def test_join_decisions(facts: JoinFacts, state: RequestState | None, templates: list[str]):
     """A join request goes to the approvers, or is declined, forwarded or refused, with the right mails."""
@@ -114,9 +139,16 @@ def test_approval_mails_carry_one_token_per_approver():
     assert list(APPROVERS) == bound
 
 
-def _pending(state: RequestState = S.PENDING_APPROVAL, kind: RequestKind = K.JOIN, person: Person = GHENT,
-             group: GroupFacts | None = CIRCULAR, aim: str = "") -> PendingRequest:
-    return PendingRequest(id=7, kind=kind, state=state, person=person, group=group, topic="Green cleaning", aim=aim)
+def _pending(
+    state: RequestState = S.PENDING_APPROVAL,
+    kind: RequestKind = K.JOIN,
+    person: Person = GHENT,
+    group: GroupFacts | None = CIRCULAR,
+    aim: str = "",
+) -> PendingRequest:
+    return PendingRequest(
+        id=7, kind=kind, state=state, person=person, group=group, topic="Green cleaning", aim=aim
+    )
 
 
 def test_third_participant_activates_the_group():
@@ -161,10 +193,19 @@ def test_command_line_decision_sends_no_receipt():
 @pytest.mark.parametrize(
     ("person", "aim", "state", "templates"),
     [
-        (GHENT, "Share tender criteria for green cleaning products", S.PENDING_APPROVAL,
-         ["acknowledge", "approval_request", "approval_request"]),
+        (
+            GHENT,
+            "Share tender criteria for green cleaning products",
+            S.PENDING_APPROVAL,
+            ["acknowledge", "approval_request", "approval_request"],
+        ),
         (GHENT, "", S.NEEDS_INFO, ["info_request"]),
-        (OUTSIDER, "Share tender criteria for green cleaning", S.DECLINED_INELIGIBLE, ["ineligible", "lead"]),
+        (
+            OUTSIDER,
+            "Share tender criteria for green cleaning",
+            S.DECLINED_INELIGIBLE,
+            ["ineligible", "lead"],
+        ),
     ],
     ids=["with-aim", "without-aim", "ineligible"],
 )
@@ -175,11 +216,15 @@ def test_start_decisions(person: Person, aim: str, state: RequestState, template
 
 
 @pytest.mark.parametrize(
-    ("person", "role"), [(GHENT, "facilitator"), (PARTNER, "member")], ids=["participant", "partner"]
+    ("person", "role"),
+    [(GHENT, "facilitator"), (PARTNER, "member")],
+    ids=["participant", "partner"],
 )
 def test_approved_start_makes_a_participant_the_facilitator(person: Person, role: str):
     """The facilitator must be a Participant; a Strategic Partner's group waits for one (SPEC §2.3)."""
-    plan = decide_verdict(_pending(kind=K.START, person=person, group=None), Decision(Verdict.APPROVE), "a@i.example")
+    plan = decide_verdict(
+        _pending(kind=K.START, person=person, group=None), Decision(Verdict.APPROVE), "a@i.example"
+    )
     assert (True, role) == (plan.create_group, plan.add_member)
 
 
