@@ -1,8 +1,9 @@
 """Render a :class:`~mailflow.core.workflow.Mail` into a complete RFC 5322 message.
 
 Text and HTML alternatives come from ``templates/`` (``<name>.subject.j2``, ``<name>.txt.j2``,
-``<name>.html.j2``); HTML is autoescaped. Every header value passes through the ``email`` package's encoder,
-never string splicing, so names and subjects with CR/LF, emoji or right-to-left text cannot inject headers.
+``<name>.html.j2``); HTML is autoescaped. Header values are cut to one line and non-ASCII text is
+RFC 2047 encoded (:mod:`mailflow.core.mime`), never spliced raw, so names and subjects with CR/LF, emoji
+or right-to-left text cannot inject headers.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from mailflow.core.mime import Multipart, build, text_part
 from mailflow.core.tokens import reply_address, subject_tag
 from mailflow.core.workflow import Mail
 
@@ -42,6 +41,8 @@ def make_environment(folder: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates are read once per process; a deployment restarts the service to change them.
+        auto_reload=False,
     )
 
 
@@ -66,9 +67,15 @@ class Rendered:
     raw: bytes
 
 
-def _address(addr: str, name: str = "") -> Address:
-    local, _, domain = addr.partition("@")
-    return Address(display_name=one_line(name, 120), username=local, domain=domain)
+def _address(addr: str, name: str = "") -> str:
+    """An address header value; the display name is quoted or RFC 2047 encoded, never spliced raw."""
+    _check_address(addr)
+    return formataddr((one_line(name, 120), addr), charset="utf-8")
+
+
+def _check_address(addr: str) -> None:
+    if _CONTROL.search(addr) or addr.count("@") != 1 or any(c in addr for c in " <>,;\"'"):
+        raise ValueError(f"refusing to write {addr!r} into a header")
 
 
 def render(
@@ -111,30 +118,32 @@ def render(
     text = env.get_template(f"{mail.template}.txt.j2").render(context)
     html = env.get_template(f"{mail.template}.html.j2").render(context)
 
-    message = EmailMessage(policy=policy.SMTP)
-    message["From"] = _address(identity.address, identity.display_name)
-    message["To"] = _address(mail.to)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = f"<{message_id}>"
+    headers = [
+        ("From", _address(identity.address, identity.display_name)),
+        ("To", _address(mail.to)),
+        ("Subject", subject),
+        ("Date", format_datetime(date)),
+        ("Message-ID", f"<{message_id}>"),
+    ]
     if token:
-        message["Reply-To"] = _address(reply_address(identity.address, token), identity.display_name)
-    if in_reply_to:
-        message["In-Reply-To"] = f"<{in_reply_to}>"
+        headers.append(("Reply-To", _address(reply_address(identity.address, token), identity.display_name)))
     thread = [ref for ref in references if ref]
-    if in_reply_to and in_reply_to not in thread:
-        thread.append(in_reply_to)
+    if in_reply_to:
+        headers.append(("In-Reply-To", f"<{in_reply_to}>"))
+        if in_reply_to not in thread:
+            thread.append(in_reply_to)
     if thread:
-        message["References"] = " ".join(f"<{ref}>" for ref in thread[-10:])
-    message["Auto-Submitted"] = "auto-replied" if mail.answers_sender else "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    message["X-Mailflow"] = mail.template
-    message.set_content(text, charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+        headers.append(("References", " ".join(f"<{ref}>" for ref in thread[-10:])))
+    headers += [
+        ("Auto-Submitted", "auto-replied" if mail.answers_sender else "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+        ("X-Mailflow", mail.template),
+    ]
+    body = Multipart("alternative", (text_part(text, "plain"), text_part(html, "html")))
     return Rendered(
         to=mail.to,
         sender=identity.address,
         subject=subject,
         message_id=message_id,
-        raw=message.as_bytes(),
+        raw=build(headers, body, message_id),
     )

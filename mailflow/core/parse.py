@@ -64,8 +64,11 @@ _QUOTE_HEADER = re.compile(
     r"|El\s.{1,300}?\sescribi[óo]|Il\s.{1,300}?\sha\sscritto|Op\s.{1,300}?\sschreef\s.{0,300}?"
     r"|Den\s.{1,300}?\sskrev\s.{0,300}?|.{1,300}?\snapisał(?:\(a\))?)\s?:\s*"
     r"|-{3,}\s*(?:Original Message|Urspr[üu]ngliche Nachricht|Message d'origine|Mensaje original"
-    r"|Messaggio originale|Oorspronkelijk bericht|Ursprungligt meddelande)\s*-{3,}\s*|_{10,}\s*"
-    r"|--\s*|(?:Sent from my|Sent from Outlook|Get Outlook for|Von meinem|Gesendet von meinem"
+    r"|Messaggio originale|Oorspronkelijk bericht|Ursprungligt meddelande)\s*-{3,}\s*|_{10,}\s*",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(
+    r"--\s*|(?:Sent from my|Sent from Outlook|Get Outlook for|Von meinem|Gesendet von meinem"
     r"|Envoy[ée] de mon|Envoy[ée] depuis mon|Enviado desde mi|Inviato da|Verzonden vanaf mijn"
     r"|Verzonden met|Skickat från min)\b.{0,80}",
     re.IGNORECASE,
@@ -79,9 +82,7 @@ _NEXT_LINE = re.compile(
     re.IGNORECASE,
 )
 _HEADER_LIKE = re.compile(r"\*?[^\W\d][\w .'-]{0,30}\s?:")
-_VOID = frozenset(
-    ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr")
-)
+_VOID = frozenset(("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"))
 _QUOTE_CLASSES = {
     "gmail_quote",
     "gmail_signature",
@@ -133,9 +134,7 @@ def parse_message(
         return ParsedMail(defects=tuple(defects))
 
 
-def _parse(
-    raw: bytes, max_bytes: int, max_parts: int, max_depth: int, defects: list[str]
-) -> ParsedMail:
+def _parse(raw: bytes, max_bytes: int, max_parts: int, max_depth: int, defects: list[str]) -> ParsedMail:
     if len(raw) > max_bytes:
         defects.append(f"message cut at {max_bytes} bytes")
     raw = _bound(raw[:max_bytes], max_parts, max_depth, defects)
@@ -295,24 +294,21 @@ class _Body:
         elif isinstance(payload, list):
             inner = inner or ctype.startswith("message/")
             stack.extend((p, inner) for p in reversed(payload) if isinstance(p, Message))
-        elif ctype in ("text/calendar", "application/ics") or str(
-            part.get_filename()
-        ).lower().endswith(".ics"):
+        elif ctype in ("text/calendar", "application/ics") or str(part.get_filename()).lower().endswith(
+            ".ics"
+        ):
             if not self.calendar:
                 text = _part_text(part, defects)
                 found = _METHOD.search(text)
                 method = str(part.get_param("method") or "") or (found.group(1) if found else "")
                 self.calendar, self.calendar_method = text, method.strip().upper()
-        elif (
-            ctype in ("text/plain", "text/html") and part.get_content_disposition() != "attachment"
-        ):
+        elif ctype in ("text/plain", "text/html") and part.get_content_disposition() != "attachment":
             text = _part_text(part, defects)
             if str(part.get_param("format")).lower() == "flowed":
                 text = _unflow(text, delsp=str(part.get_param("delsp")).lower() == "yes")
             if text.strip():
-                self._texts.setdefault(
-                    (inner, ctype), text.replace("\r\n", "\n").replace("\r", "\n")
-                )
+                text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+                self._texts.setdefault((inner, ctype), text)
 
     def texts(self, *, forwarded: bool, defects: list[str]) -> tuple[str, str]:
         """Return the whole body as text and its new text, from text/plain when there is one."""
@@ -431,21 +427,22 @@ def _html_text(markup: str) -> str:
 def _new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
     """Return what the sender wrote: quotes and signatures removed, forwarded content kept."""
     lines = [line.rstrip() for line in body[:_TEXT_CAP].splitlines()]
-    cut, skip = _first_cut(lines)
-    lines = [line for index, line in enumerate(lines) if index not in skip or index >= cut]
-    cut -= sum(index < cut for index in skip)
-    marker = next((i for i in range(cut) if _FWD_LINE.fullmatch(lines[i])), -1)
+    # A forward marker counts unless quoted history starts before it; a signature may precede it.
+    history = _first_cut(lines, signatures=False)[0]
+    marker = next((i for i in range(history) if _FWD_LINE.fullmatch(lines[i])), -1)
     rest = lines[marker + 1 :]
-    if marker < 0 and forwarded and cut < len(lines):
-        marker, rest = cut, lines[cut:]
-    if marker < 0 or depth > 2:
-        return _reply_only(lines[:cut])
-    forward = _new_text("\n".join(_drop_forward_header(rest)), forwarded=False, depth=depth + 1)
-    return "\n\n".join(part for part in (_reply_only(lines[:marker]), forward) if part)
+    if marker < 0 and forwarded and history < len(lines):
+        marker, rest = history, lines[history:]
+    if marker >= 0 and depth < 3:
+        head = _new_text("\n".join(lines[:marker]), forwarded=False, depth=depth + 1)
+        tail = _new_text("\n".join(_drop_forward_header(rest)), forwarded=False, depth=depth + 1)
+        return "\n\n".join(part for part in (head, tail) if part)
+    cut, skip = _first_cut(lines, signatures=True)
+    return _reply_only([line for index, line in enumerate(lines[:cut]) if index not in skip])
 
 
-def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
-    """Find the first line that starts quoted history or a signature.
+def _first_cut(lines: list[str], *, signatures: bool) -> tuple[int, set[int]]:
+    """Find the first line that starts quoted history (or a signature, when asked).
 
     An attribution ("On ... wrote:") followed by ">" lines only introduces a quote: its lines are
     returned to be skipped, and text after the quote (bottom or inline posting) is still new.
@@ -457,6 +454,8 @@ def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
         following = lines[index + 1 : index + 3]
         joined = f"{line} {following[0]}" if following else line
         if _FROM_LINE.match(line) and any(_NEXT_LINE.match(nxt) for nxt in following):
+            return index, skip
+        if signatures and _SIGNATURE.fullmatch(line):
             return index, skip
         span = 1 if _QUOTE_HEADER.fullmatch(line) else 2 if _QUOTE_HEADER.fullmatch(joined) else 0
         if not span:
@@ -474,8 +473,9 @@ def _drop_forward_header(lines: list[str]) -> list[str]:
     if filled and sum(line.startswith(">") for line in filled) * 5 >= len(filled) * 3:
         lines = [re.sub(r"^> ?", "", line) for line in lines]
     index = 0
+    separators = (_QUOTE_HEADER, _SIGNATURE)
     while index < len(lines) and (
-        not lines[index].strip() or _QUOTE_HEADER.fullmatch(lines[index])
+        not lines[index].strip() or any(sep.fullmatch(lines[index]) for sep in separators)
     ):
         index += 1
     if index < len(lines) and _HEADER_LIKE.match(lines[index]):
@@ -503,9 +503,7 @@ def _reply_only(lines: list[str]) -> str:
     # A first fragment that starts at a reply header means the whole text was quoted.
     if not message.replies or message.replies[0].headers:
         return ""
-    reply = re.sub(
-        r"\ue000(\d+)\ue001", lambda m: longs[int(m.group(1))], str(message.replies[0].body)
-    )
+    reply = re.sub(r"\ue000(\d+)\ue001", lambda m: longs[int(m.group(1))], str(message.replies[0].body))
     return re.sub(r"\n{3,}", "\n\n", reply).strip()
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-# imapclient ships no type information (no py.typed); its objects are typed Any here.
-from imapclient import DELETED, IMAPClient  # type: ignore[import-untyped]
-from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped]
+# imapclient ships no type information (no py.typed): its objects are typed Any here.
+from imapclient import DELETED, IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from mailflow.errors import ConfigError, StoreUnavailableError
 from mailflow.intake.base import Cursor, CursorStore, Disposition, Sink
@@ -318,9 +318,7 @@ class ImapIntake:
         self._log_round(result)
         return result
 
-    def _take(
-        self, client: IMAPClient, batch: Sequence[int], old: set[int], progress: _Round
-    ) -> None:
+    def _take(self, client: IMAPClient, batch: Sequence[int], old: set[int], progress: _Round) -> None:
         """Hand one batch of messages to the sink in UID order, moving each one it stored."""
         wanted = [uid for uid in batch if uid not in old]
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
@@ -375,9 +373,7 @@ class ImapIntake:
     def _dispose(self, client: IMAPClient, uid: int, disposition: Disposition) -> None:
         """Move a stored message out of the mailbox, or flag it when the server cannot."""
         s = self._settings
-        target = (
-            s.quarantine_mailbox if disposition is Disposition.QUARANTINED else s.processed_mailbox
-        )
+        target = s.quarantine_mailbox if disposition is Disposition.QUARANTINED else s.processed_mailbox
         if client.has_capability("MOVE"):
             self._ensure_mailbox(client, target)
             client.move([uid], target)

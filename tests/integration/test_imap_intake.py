@@ -43,18 +43,20 @@ class RecordingSink:
     """Records each new source key; quarantines subjects with "quarantine"; can be made to fail.
 
     Like the real sink it is idempotent on ``source_key``: a key seen before returns the first
-    disposition and records nothing. (Deduplication on bytes is the real sink's job, not tested here.)
+    disposition and records nothing. Deduplication on bytes is the real sink's job.
     """
 
     def __init__(self) -> None:
         """Start with nothing accepted and the store available."""
         self.accepted: list[tuple[bytes, str, str]] = []
+        self.calls: list[str] = []
         self.arrivals: queue.Queue[bytes] = queue.Queue()
         self.unavailable_for: set[bytes] = set()
         self._dispositions: dict[str, Disposition] = {}
 
     def accept(self, raw: bytes, source: str, source_key: str) -> Disposition:
-        """Record the message, or raise StoreUnavailableError for the bytes in ``unavailable_for``."""
+        """Record a new key, or raise StoreUnavailableError for bytes in ``unavailable_for``."""
+        self.calls.append(source_key)
         if raw in self.unavailable_for:
             raise StoreUnavailableError("database is down")
         if source_key in self._dispositions:
@@ -120,13 +122,13 @@ def wait_until(condition, timeout: float = 5.0) -> None:
 
 @pytest.fixture
 def imap(dovecot: DovecotServer) -> DovecotServer:
-    """The session's Dovecot, emptied for this test."""
+    """Return the session's Dovecot, emptied for this test."""
     dovecot.reset()
     return dovecot
 
 
 def test_delivered_message_is_handed_once_and_moved_to_processed(imap):
-    """A new message reaches the sink once with its UID key and lands in a newly created Processed."""
+    """A new message reaches the sink once with its UID key and lands in a new Processed mailbox."""
     raw = message("join circular")
     uid = imap.deliver(raw)
     intake, sink, cursors = make_intake(imap)
@@ -137,6 +139,7 @@ def test_delivered_message_is_handed_once_and_moved_to_processed(imap):
     uidvalidity = imap.uidvalidity()
     key = f"imap:{imap.username}@127.0.0.1:{imap.port}/INBOX:{uidvalidity}:{uid}"
     assert [(raw, "imap", key)] == sink.accepted
+    assert [key] == sink.calls
     assert PollResult(fetched=1, processed=1) == result
     assert [] == imap.list_uids("INBOX")
     assert [raw] == imap.fetch_all("Processed")
@@ -169,18 +172,20 @@ def test_fetching_does_not_set_seen(imap):
 
 def test_second_poll_hands_nothing(imap):
     """A message taken once is not handed again by the next poll."""
-    imap.deliver(message("help"))
+    raw = message("help")
+    imap.deliver(raw)
     intake, sink, _cursors = make_intake(imap)
 
     intake.poll_once()
     second = intake.poll_once()
 
-    assert 1 == len(sink.accepted)
+    assert [raw] == [accepted for accepted, _source, _key in sink.accepted]
+    assert 1 == len(sink.calls)
     assert PollResult() == second
 
 
 def test_redelivered_identical_bytes_are_handed_again_with_a_new_key(imap):
-    """The adapter dedupes by UID only: the same bytes under a new UID get a new key for the sink."""
+    """The adapter dedupes by UID only: the same bytes under a new UID get a new key."""
     raw = message("join ict")
     first_uid = imap.deliver(raw)
     intake, sink, _cursors = make_intake(imap)
@@ -217,7 +222,7 @@ def test_store_unavailable_leaves_the_message_for_the_next_poll(imap):
 
 
 def test_first_start_leaves_old_mail_alone_and_takes_fresh_mail(imap):
-    """On a first start, mail older than the backlog window is skipped, untouched and never taken."""
+    """On a first start, mail older than the backlog window is left untouched and never taken."""
     old, fresh = message("old request"), message("fresh request")
     old_uid = imap.deliver(old, msg_time=datetime.now(UTC) - timedelta(days=2))
     fresh_uid = imap.deliver(fresh)
@@ -263,7 +268,7 @@ def test_uidvalidity_change_reads_the_mailbox_from_the_start(imap):
 
 
 def test_without_move_copies_and_expunges_with_uidplus():
-    """A server without MOVE but with UIDPLUS gets COPY, \\Deleted and UID EXPUNGE instead."""
+    """A server without MOVE but with UIDPLUS gets COPY, a Deleted flag and UID EXPUNGE instead."""
     with DovecotServer(imap_capability="IMAP4rev1 IDLE UIDPLUS") as server:
         raw = message("join ict")
         server.deliver(raw)
@@ -275,7 +280,7 @@ def test_without_move_copies_and_expunges_with_uidplus():
 
 
 def test_without_move_or_uidplus_flags_the_message_and_never_takes_it_again():
-    """A server without MOVE and UIDPLUS gets a keyword; flagged mail is skipped even by a new cursor."""
+    """Without MOVE and UIDPLUS a keyword marks taken mail, which even a new cursor skips."""
     with DovecotServer(imap_capability="IMAP4rev1 IDLE") as server:
         uid = server.deliver(message("join ict"))
         intake, _sink, _cursors = make_intake(server)
@@ -296,9 +301,7 @@ def test_tls_connections_verify_the_server(security):
         port = server.tls_port if security == "ssl" else server.port
         settings = settings_for(server, security=security, port=port)
         context = ssl.create_default_context(cafile=str(server.ca_file))
-        intake = ImapIntake(
-            settings, server.password, RecordingSink(), DictCursors(), ssl_context=context
-        )
+        intake = ImapIntake(settings, server.password, RecordingSink(), DictCursors(), ssl_context=context)
 
         assert PollResult(fetched=1, processed=1) == intake.poll_once()
 
@@ -329,7 +332,7 @@ def stop_run(thread: threading.Thread, stop: threading.Event) -> float:
 
 
 def test_run_picks_up_mail_delivered_while_idling_and_stops_promptly(imap, caplog):
-    """``run`` catches up, IDLEs, takes mail announced by the server and honours ``stop`` quickly."""
+    """``run`` catches up, IDLEs, takes mail announced in IDLE and honours ``stop`` quickly."""
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     first, second = message("join circular"), message("join food")
     imap.deliver(first)
@@ -356,7 +359,7 @@ def test_run_reconnects_after_the_server_restarts_and_catches_up(caplog):
         try:
             server.deliver(message("join circular"))
             sink.arrivals.get(timeout=5)
-            wait_until(lambda: [] == server.list_uids("INBOX"))
+            wait_until(lambda: not server.list_uids("INBOX"))
 
             server.restart()
             raw = message("join ict")

@@ -290,9 +290,7 @@ class DovecotServer:
             self._make_certificate(root)
             ssl_lines = _SSL_ON.format(root=root)
         capability = f"imap_capability = {self._imap_capability}" if self._imap_capability else ""
-        config = _CONFIG.format(
-            root=root, port=self.port, tls_port=self.tls_port, capability=capability
-        )
+        config = _CONFIG.format(root=root, port=self.port, tls_port=self.tls_port, capability=capability)
         (root / "dovecot.conf").write_text(ssl_lines + config, encoding="utf-8")
         return root
 
@@ -359,9 +357,7 @@ class DovecotServer:
                     return
             except (OSError, imapclient.exceptions.IMAPClientError):
                 time.sleep(0.02)
-        raise RuntimeError(
-            f"dovecot did not accept a login within {_START_TIMEOUT} s: {self._log()}"
-        )
+        raise RuntimeError(f"dovecot did not accept a login within {_START_TIMEOUT} s: {self._log()}")
 
     def _kill(self) -> None:
         process, self._process = self._process, None
