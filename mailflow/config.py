@@ -248,6 +248,12 @@ def parse_settings(data: dict[str, object], base_dir: Path) -> Settings:
     Raises:
         ConfigError: naming the first key that is wrong.
     """
+    data = dict(data)
+    for section in ("imap", "smtp"):
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get("password_file"), str):
+            # A relative password_file is relative to the config file, like every other path in it.
+            data[section] = {**table, "password_file": str(base_dir / table["password_file"])}
     try:
         return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:

@@ -59,9 +59,16 @@ def write_config(
     extra: str = "",
     groups: str = DEFAULT_GROUPS,
     approvers: tuple[str, ...] = (APPROVER, "second@iclei.example"),
+    intake_port: int | None = None,
+    smtp: str = 'transport = "maildir"\nmaildir = "sent"',
 ) -> Path:
     """Write a config.toml for tests into ``folder`` and return its path."""
     approver_list = ", ".join(f'"{a}"' for a in approvers)
+    intake = (
+        "enabled = false"
+        if intake_port is None
+        else f'enabled = true\nhost = "127.0.0.1"\nport = {intake_port}'
+    )
     text = f"""
 [network]
 name = "Procura+ Network"
@@ -75,11 +82,10 @@ approvers = [{approver_list}]
 url = "{database_url}"
 
 [smtp_intake]
-enabled = false
+{intake}
 
 [smtp]
-transport = "maildir"
-maildir = "sent"
+{smtp}
 {extra}
 {groups}
 """

@@ -16,6 +16,8 @@ from mailflow.app.runtime import Runtime, build_runtime
 from mailflow.app.setup import initialise
 from mailflow.config import load_settings
 from mailflow.testing import DEMO_REGISTRY, write_config
+from tests.servers.dovecot import DovecotServer
+from tests.servers.sink import SmtpSink
 
 PG_SERVER = os.environ.get("MAILFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -74,3 +76,17 @@ def runtime(config_path: Path, clock: Clock) -> Iterator[Runtime]:
     import_file(rt, registry)
     yield rt
     rt.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """One real Dovecot on 127.0.0.1 for the session; tests call ``reset()`` before they use it."""
+    with DovecotServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real aiosmtpd server on 127.0.0.1 that records what it receives."""
+    with SmtpSink() as server:
+        yield server

@@ -161,9 +161,7 @@ _TOPIC: Final = re.compile(
     r"|sui|over)\s+(?P<topic>.+)"
 )
 _TOPIC_LEAD: Final = re.compile(r"(?i)^(?:the )?(?:topic|theme|thema|thème|tema)\s+(?:of\s+)?")
-_TOPIC_TAIL: Final = re.compile(
-    r"(?i)(?:\s+(?:gründen|starten|einrichten|aufbauen|oprichten))?[\s.!?;:,]*$"
-)
+_TOPIC_TAIL: Final = re.compile(r"(?i)(?:\s+(?:gründen|starten|einrichten|aufbauen|oprichten))?[\s.!?;:,]*$")
 
 
 def normalise(text: str) -> str:

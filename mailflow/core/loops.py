@@ -21,11 +21,13 @@ _BOUNCE_SUBJECT = re.compile(
     r"|returned mail\s?:|non recapitabile\s?:|no se puede entregar\s?:|onbestelbaar\s?:)",
     re.IGNORECASE,
 )
+# Out-of-office subjects start with the marker; the short words count only as a "Word:" prefix
+# or alone, so that "Absence of circular criteria" stays a person's subject.
 _OUT_OF_OFFICE = re.compile(
-    r"\W{0,3}(?:out of (?:the )?office|automatic reply|auto[- ]?reply|automatische antwort"
-    r"|abwesenheitsnotiz|abwesend|r[ée]ponse automatique|absence|respuesta autom[áa]tica"
-    r"|fuera de la oficina|risposta automatica|fuori sede|automatisch antwoord|afwezig)"
-    r"(?![^\W\d_])",
+    r"\W{0,3}(?:(?:out of (?:the )?office|automatic reply|auto[- ]?reply|automatische antwort"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique|respuesta autom[áa]tica|fuera de la oficina"
+    r"|risposta automatica|fuori sede|automatisch antwoord)(?![^\W\d_])"
+    r"|(?:abwesend|absence|afwezig)\s*(?::|$))",
     re.IGNORECASE,
 )
 _CALENDAR_REPLIES = frozenset({"REPLY", "COUNTER", "REFRESH"})

@@ -38,7 +38,9 @@ class Multipart:
     parts: tuple[Part | Multipart, ...]
 
 
-def text_part(text: str, subtype: str, *, params: str = "", headers: tuple[tuple[str, str], ...] = ()) -> Part:
+def text_part(
+    text: str, subtype: str, *, params: str = "", headers: tuple[tuple[str, str], ...] = ()
+) -> Part:
     """A UTF-8 text part, quoted-printable, with CRLF line ends."""
     data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     body = binascii.b2a_qp(data, istext=True)

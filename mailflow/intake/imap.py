@@ -56,7 +56,6 @@ class PollResult:
         quarantined: messages the sink quarantined.
         skipped_backlog: messages left untouched on a first start because they were too old.
         store_unavailable: the round stopped early because the sink could not store a message.
-
     """
 
     fetched: int = 0
@@ -95,13 +94,8 @@ class _Round:
     unavailable: bool = False
 
     def result(self) -> PollResult:
-        return PollResult(
-            fetched=self.fetched,
-            processed=self.processed,
-            quarantined=self.quarantined,
-            skipped_backlog=self.skipped,
-            store_unavailable=self.unavailable,
-        )
+        counts = (self.fetched, self.processed, self.quarantined, self.skipped)
+        return PollResult(*counts, store_unavailable=self.unavailable)
 
 
 def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
@@ -125,7 +119,6 @@ class ImapIntake:
 
     Raises:
         ConfigError: ``auth = "xoauth2"`` (not supported yet) or no password configured.
-
     """
 
     def __init__(
@@ -171,7 +164,6 @@ class ImapIntake:
         Raises:
             OSError: the server could not be reached or the connection broke.
             imapclient.exceptions.IMAPClientError: login failed or the server refused a command.
-
         """
         client = self._connect()
         try:
@@ -294,12 +286,8 @@ class ImapIntake:
         cursor = self._cursors.load(self.mailbox_key)
         first_start = cursor is None
         if cursor is not None and cursor.uidvalidity != uidvalidity:
-            _log.warning(
-                "UIDVALIDITY of %s changed from %d to %d: reading the mailbox again from the start",
-                self.mailbox_key,
-                cursor.uidvalidity,
-                uidvalidity,
-            )
+            changed = f"UIDVALIDITY {cursor.uidvalidity} is now {uidvalidity}"
+            _log.warning("%s: %s, reading it again from the start", self.mailbox_key, changed)
             cursor = None
         last = cursor.last_uid if cursor else 0
         found = client.search(["UID", f"{last + 1}:*", "NOT", "KEYWORD", PROCESSED_KEYWORD])
@@ -362,12 +350,8 @@ class ImapIntake:
                 if when < cutoff:
                     old.add(int(uid))
         if old:
-            _log.info(
-                "first start on %s: leaving %d messages older than %s untouched",
-                self.mailbox_key,
-                len(old),
-                cutoff.isoformat(timespec="seconds"),
-            )
+            since = cutoff.isoformat(timespec="seconds")
+            _log.info("%s: first start, %d messages before %s left alone", self.mailbox_key, len(old), since)
         return old
 
     def _dispose(self, client: IMAPClient, uid: int, disposition: Disposition) -> None:
@@ -403,13 +387,7 @@ class ImapIntake:
 
     def _log_round(self, result: PollResult) -> None:
         level = logging.INFO if result != PollResult() else logging.DEBUG
-        _log.log(
-            level,
-            "%s: fetched %d, processed %d, quarantined %d, skipped %d old%s",
-            self.mailbox_key,
-            result.fetched,
-            result.processed,
-            result.quarantined,
-            result.skipped_backlog,
-            ", store unavailable" if result.store_unavailable else "",
-        )
+        counts = f"{result.fetched} fetched, {result.processed} processed, "
+        counts += f"{result.quarantined} quarantined, {result.skipped_backlog} old skipped"
+        unavailable = ", store unavailable" if result.store_unavailable else ""
+        _log.log(level, "%s: %s%s", self.mailbox_key, counts, unavailable)

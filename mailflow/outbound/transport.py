@@ -43,9 +43,7 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 _SENDER_STAGES = frozenset({"greeting", "EHLO", "STARTTLS", "AUTH", "MAIL FROM"})
 # Enhanced status codes that refuse the sender at any stage: authentication required, invalid or
 # too weak; encryption required; sending quota; Microsoft 365's unauthenticated/send-as/IP refusals.
-_SENDER_STATUS = frozenset(
-    {"5.7.0", "5.7.8", "5.7.9", "5.7.11", "5.4.5", "5.7.57", "5.7.60", "5.7.708"}
-)
+_SENDER_STATUS = frozenset({"5.7.0", "5.7.8", "5.7.9", "5.7.11", "5.4.5", "5.7.57", "5.7.60", "5.7.708"})
 _SENDER_WORDS = ("sending quota", "submissionquota", "submission quota", "sendasdenied")
 
 

@@ -1,4 +1,4 @@
-"""The SMTP and LMTP listener against real clients: refuse unknown recipients, commit before 250, 451 when down."""
+"""The SMTP and LMTP listener with real clients: 550 for strangers, commit before 250, 451 when down."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ def test_store_down_answers_451(tmp_path: Path):
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             with pytest.raises(smtplib.SMTPDataError) as refused:
-                client.sendmail("anna@ghent.example", [SERVICE], request_mail("anna@ghent.example", "JOIN x", "Hi"))
+                client.sendmail(
+                    "anna@ghent.example", [SERVICE], request_mail("anna@ghent.example", "JOIN x", "Hi")
+                )
             assert 451 == refused.value.smtp_code
     finally:
         controller.stop()  # type: ignore[attr-defined]

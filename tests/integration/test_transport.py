@@ -152,9 +152,7 @@ def test_550_at_rcpt_is_permanent_and_names_the_recipient(sink: SmtpSink, connec
     assert [] == sink.messages()
 
 
-def test_partly_refused_recipients_get_delivered_to_the_others(
-    sink: SmtpSink, connect: Connect
-) -> None:
+def test_partly_refused_recipients_get_delivered_to_the_others(sink: SmtpSink, connect: Connect) -> None:
     """One of two recipients refused with 5xx: the other gets it, the error names the refused."""
     sink.refuse_rcpt[BOB] = "550 5.1.1 no such user"
 
@@ -196,9 +194,7 @@ def test_554_after_data_is_permanent_for_the_message(sink: SmtpSink, connect: Co
     """A 554 to the end of DATA raises PermanentDeliveryError, not a recipient refusal."""
     sink.fail_data_once = "554 5.6.0 message content rejected"
 
-    with pytest.raises(
-        PermanentDeliveryError, match=r"554 5.6.0 message content rejected"
-    ) as caught:
+    with pytest.raises(PermanentDeliveryError, match=r"554 5.6.0 message content rejected") as caught:
         connect(sink).deliver(envelope())
 
     assert PermanentDeliveryError is type(caught.value)
@@ -240,13 +236,9 @@ def test_right_password_delivers(connect: Connect) -> None:
         assert RAW == sink.wait_for(1)[0].data
 
 
-def test_starttls_required_but_not_offered_refuses_the_sender(
-    sink: SmtpSink, connect: Connect
-) -> None:
+def test_starttls_required_but_not_offered_refuses_the_sender(sink: SmtpSink, connect: Connect) -> None:
     """security=starttls against a relay without STARTTLS raises SenderRefusedError."""
-    transport = SmtpTransport(
-        sink.host, sink.port, "starttls", username=None, password=None, timeout=5.0
-    )
+    transport = SmtpTransport(sink.host, sink.port, "starttls", username=None, password=None, timeout=5.0)
 
     with pytest.raises(SenderRefusedError, match=r"relay offers no STARTTLS"):
         transport.deliver(envelope())
@@ -255,9 +247,7 @@ def test_starttls_required_but_not_offered_refuses_the_sender(
 
 def test_tls_handshake_failure_refuses_the_sender(sink: SmtpSink) -> None:
     """security=ssl against a plain-text relay raises SenderRefusedError naming the TLS failure."""
-    transport = SmtpTransport(
-        sink.host, sink.port, "ssl", username=None, password=None, timeout=5.0
-    )
+    transport = SmtpTransport(sink.host, sink.port, "ssl", username=None, password=None, timeout=5.0)
 
     with pytest.raises(SenderRefusedError, match=r"TLS failed"):
         transport.deliver(envelope())
@@ -361,9 +351,7 @@ def test_maildir_same_envelope_twice_leaves_one_file(tmp_path: Path) -> None:
     transport.deliver(envelope())
     transport.deliver(envelope())
 
-    assert [MaildirTransport.file_name(envelope())] == [
-        p.name for p in (tmp_path / "new").iterdir()
-    ]
+    assert [MaildirTransport.file_name(envelope())] == [p.name for p in (tmp_path / "new").iterdir()]
 
 
 def test_maildir_message_read_by_a_client_is_not_written_again(tmp_path: Path) -> None:

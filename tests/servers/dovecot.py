@@ -104,7 +104,7 @@ class DovecotServer:
 
     Args:
         username: the test user's login.
-        password: the test user's password (stored as ``{PLAIN}`` in the passwd-file).
+        password: the test user's password (``{PLAIN}`` in the passwd-file); None makes a random one.
         tls: also offer STARTTLS on :attr:`port` and implicit TLS on :attr:`tls_port`, with a
             self-signed certificate for ``127.0.0.1`` written to :attr:`ca_file` at start.
         imap_capability: overrides Dovecot's ``imap_capability`` (e.g. ``"IMAP4rev1 IDLE"``) to
@@ -115,7 +115,6 @@ class DovecotServer:
         port: the plain (and STARTTLS) IMAP port, chosen free at construction and kept on restart.
         tls_port: the implicit-TLS port when ``tls`` is set, else 0.
         ca_file: the self-signed certificate to trust when ``tls`` is set, else None.
-
     """
 
     host = "127.0.0.1"
@@ -165,7 +164,6 @@ class DovecotServer:
 
         Raises:
             RuntimeError: dovecot is not installed, exited, or did not accept a login in time.
-
         """
         if self._process is not None:
             return
@@ -202,7 +200,6 @@ class DovecotServer:
             mailbox: where to put it.
             msg_time: its INTERNALDATE (timezone-aware); None lets the server use now.
             flags: flags to set, e.g. ``imapclient.SEEN``.
-
         """
         with self.client() as client:
             if not client.folder_exists(mailbox):

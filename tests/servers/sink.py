@@ -72,9 +72,7 @@ class SmtpSink:
 
     """
 
-    def __init__(
-        self, *, require_auth: tuple[str, str] | None = None, idle_timeout: float = 300.0
-    ) -> None:
+    def __init__(self, *, require_auth: tuple[str, str] | None = None, idle_timeout: float = 300.0) -> None:
         """Prepare a sink; :meth:`start` (or ``with``) runs it.
 
         Args:
@@ -164,9 +162,7 @@ class SmtpSink:
         """
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._messages) >= count, timeout):
-                raise TimeoutError(
-                    f"expected {count} messages within {timeout}s, got {len(self._messages)}"
-                )
+                raise TimeoutError(f"expected {count} messages within {timeout}s, got {len(self._messages)}")
             return list(self._messages)
 
     def clear(self) -> None:
