@@ -140,4 +140,5 @@ def import_file(runtime: Runtime, path: Path) -> ImportResult:
                 contact.organisation_id = organisation.id
                 if row.contact_name:
                     contact.name = row.contact_name
+            session.flush()
     return ImportResult(created, updated, contacts)
