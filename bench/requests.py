@@ -1,13 +1,10 @@
 """Benchmark of mailflow's request pipeline: ``mailflow ingest`` and the SMTP listener of ``mailflow serve``.
 
-Every run gets a fresh temp folder and database (a SQLite file, or a new PostgreSQL schema on 127.0.0.1), a
-registry in which every sender (``user{i}@ghent.example``) belongs to a participant organisation, and
-pre-generated "JOIN circular" requests. It reports requests/s, the first and last 10% separately (does it slow
-down as pending requests pile up?), the mailflow process's peak RSS and, with serve running, the latency from
-the listener's ``250`` to the acknowledgement appearing in the outbound Maildir. Run it with::
-
-    .venv/bin/python bench/requests.py [--sizes 1000 10000] [--db sqlite postgresql] [--paths ingest smtp]
-        [--latency N] [--out FILE.json] [--profile N]
+Each run gets a fresh temp folder and database (a SQLite file, or a new PostgreSQL schema on 127.0.0.1), a
+registry where every sender (``user{i}@ghent.example``) belongs to a participant organisation, and
+pre-generated "JOIN circular" requests. Reported: requests/s, the first and last 10% apart (does it slow down
+as pending requests pile up?), the mailflow process's peak RSS, and with serve running the latency from the
+listener's 250 to the acknowledgement in the outbound Maildir. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ import contextlib
 import json
 import math
 import os
-import platform
-import pstats
 import signal
 import smtplib
 import socket
@@ -31,41 +26,42 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.orm import Session
 
+from mailflow.store.schema import InboundMessage
 from mailflow.testing import APPROVER, DEFAULT_GROUPS, DEMO_REGISTRY, SERVICE, request_mail, write_config
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HOST = "127.0.0.1"
-SUBJECT = "JOIN circular"
-BODY = "Could the City of Ghent take part in the circular procurement group?\n\nKind regards"
+SUBJECT, BODY = (
+    "JOIN circular",
+    "Could the City of Ghent take part in the circular procurement group?\n\nKind regards",
+)
 APPROVERS = (APPROVER, "second@iclei.example")  # write_config's default: one approval mail each
-MAX_CHUNK = 2000  # files per `ingest` invocation, far below the argv limit
-SEND_THREADS = 4
-POLL_SECONDS = 0.1
-STALL_SECONDS = 120.0
-STOP_GRACE = 10.0
-WARMUP = 3
+MAX_CHUNK = 2000  # files per `ingest` process: far below the argv limit
+SEND_THREADS, POLL_SECONDS, STALL_SECONDS, STOP_GRACE, WARMUP = 4, 0.1, 120.0, 10.0, 3
 TARGET_RATE, TARGET_P50_MS, TARGET_PEAK_MIB, SAME_RATE = 500.0, 100.0, 150.0, 0.9
+COUNTS = text(
+    "SELECT (SELECT count(*) FROM requests WHERE state = 'pending_approval'), (SELECT count(*) FROM outbox),"
+    " (SELECT count(*) FROM inbound_messages WHERE status = 'quarantined')"
+)
 
 
 @dataclass
 class Run:
-    """One throughput measurement; rates are requests/s."""
+    """One measurement (path ``ingest``, ``smtp`` or ``latency``): rates in requests/s, times in s, MiB."""
 
     db: str
     path: str
     size: int
     seconds: float = 0.0
     rate: float = 0.0
-    net_rate: float | None = None
-    intake_rate: float | None = None
+    net_rate: float | None = None  # ingest: process start-ups left out
+    intake_rate: float | None = None  # smtp: messages accepted (250) per second
     first10: float | None = None
     last10: float | None = None
     startup: float | None = None
@@ -73,52 +69,30 @@ class Run:
     chunk_rates: list[float] = field(default_factory=list)
     peak_mib: float = 0.0
     stop_seconds: float | None = None
+    p50_ms: float | None = None  # latency: SMTP 250 -> acknowledgement in sent/new
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    poll_ms: float | None = None
     problems: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Latency:
-    """Latency from the listener's 250 to the acknowledgement file, in ms."""
-
-    db: str
-    n: int
-    p50: float = 0.0
-    p99: float = 0.0
-    max: float = 0.0
-    poll_ms: float = 0.0
-    peak_mib: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-
-class Children:
-    """Every mailflow process the bench starts; whatever still runs at close is stopped."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[bytes]] = []
+class Children(list[subprocess.Popen[bytes]]):
+    """The mailflow processes the bench starts; whatever still runs at close is stopped."""
 
     def start(self, cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-        # A session of its own: a Ctrl-C reaches the bench, which then stops the child itself.
+        # A session of its own: a Ctrl-C reaches only the bench, which then stops the child itself.
         with log.open("ab") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
-            )
-        self._procs.append(proc)
-        return proc
+            self.append(subprocess.Popen(cmd, stdout=out, stderr=out, cwd=cwd, start_new_session=True))
+        return self[-1]
 
     def close(self) -> None:
-        for proc in self._procs:
-            if proc.returncode is None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    del signum, frame
-    raise KeyboardInterrupt
+        for proc in (p for p in self if p.returncode is None and p.poll() is None):
+            proc.terminate()
+            try:
+                proc.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def mailflow(config: Path, *args: str) -> list[str]:
@@ -126,48 +100,44 @@ def mailflow(config: Path, *args: str) -> list[str]:
 
 
 def run_cli(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        mailflow(config, *args), capture_output=True, text=True, check=False, cwd=config.parent
-    )
+    done = subprocess.run(mailflow(config, *args), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"mailflow {' '.join(args)} failed: {done.stderr[-1500:]}")
     return done.stdout
 
 
+def _execute(engine: Engine, statement: str) -> None:
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+
+
 @contextlib.contextmanager
-def database(kind: str, folder: Path) -> Iterator[str]:
-    """The URL of a fresh database: a SQLite file in ``folder``, or a PostgreSQL schema dropped after."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'mailflow.db'}"
-        return
-    schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
-def setup(folder: Path, url: str, smtp_port: int | None) -> Path:
-    """Write the config (with the SMTP listener on ``smtp_port`` when given), init and import the registry."""
-    config = write_config(folder, url, groups=DEFAULT_GROUPS, approvers=APPROVERS)
-    if smtp_port is not None:
-        old = "[smtp_intake]\nenabled = false\n"
-        content = config.read_text(encoding="utf-8")
-        if old not in content:
-            raise RuntimeError("write_config no longer writes [smtp_intake] as expected; update the bench")
-        new = f'[smtp_intake]\nenabled = true\nhost = "{HOST}"\nport = {smtp_port}\n'
-        config.write_text(content.replace(old, new), encoding="utf-8")
-    (folder / "registry.csv").write_text(DEMO_REGISTRY, encoding="utf-8")
-    run_cli(config, "init")
-    run_cli(config, "org", "import", str(folder / "registry.csv"))
-    return config
+def workspace(db: str, smtp_port: int | None = None) -> Iterator[tuple[Path, str, Path, Children]]:
+    """A temp folder, a fresh database, an initialised config and the child processes; all gone after."""
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailflow-bench-")))
+        url = f"sqlite:///{folder / 'mailflow.db'}"
+        if db == "postgresql":
+            schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+            stack.callback(admin.dispose)
+            _execute(admin, f'CREATE SCHEMA "{schema}"')
+            stack.callback(_execute, admin, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        children = Children()
+        stack.callback(children.close)
+        config = write_config(folder, url, groups=DEFAULT_GROUPS, approvers=APPROVERS)
+        if smtp_port is not None:
+            # write_config always writes `enabled = false` for the listener: switch it on, on 127.0.0.1.
+            old = config.read_text(encoding="utf-8")
+            new = f'[smtp_intake]\nenabled = true\nhost = "{HOST}"\nport = {smtp_port}\n'
+            config.write_text(old.replace("[smtp_intake]\nenabled = false\n", new), encoding="utf-8")
+            if new not in config.read_text(encoding="utf-8"):
+                raise RuntimeError("write_config's [smtp_intake] section changed; update the bench")
+        (folder / "registry.csv").write_text(DEMO_REGISTRY, encoding="utf-8")
+        run_cli(config, "init")
+        run_cli(config, "org", "import", str(folder / "registry.csv"))
+        yield folder, url, config, children
 
 
 def messages(count: int, prefix: str = "user") -> list[tuple[str, bytes]]:
@@ -175,75 +145,89 @@ def messages(count: int, prefix: str = "user") -> list[tuple[str, bytes]]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    with socket.create_server((HOST, 0)) as sock:
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def reader(url: str) -> Iterator[Session]:
+    """A session for read-only queries (SQLite opened with mode=ro); its engine is disposed after."""
+    if url.startswith("sqlite:///"):
+        url = url.replace("sqlite:///", "sqlite:///file:", 1) + "?mode=ro&uri=true"
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def timestamps(url: str) -> list[tuple[float, float]]:
+    """(received_at, processed_at) of every stored message in arrival order, in POSIX seconds."""
+    with reader(url) as session:
+        query = select(InboundMessage.received_at, InboundMessage.processed_at).order_by(InboundMessage.id)
+        rows = session.execute(query).all()
+    return [(r.timestamp(), p.timestamp() if p else math.nan) for r, p in rows]
 
 
 def vm_hwm_mib(pid: int) -> float:
     """The process's peak resident set (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    return int(status.partition("VmHWM:")[2].split()[0]) / 1024  # the kernel reports kB
 
 
 def verify(config: Path, senders: Sequence[str]) -> list[str]:
-    """Every sender has one request pending approval, an acknowledgement and one approval mail per approver."""
+    """Each sender: one request pending approval and a reply; each approver: one approval mail per request."""
     problems = []
     rows = json.loads(run_cli(config, "requests", "--json"))
     wrong = [r for r in rows if r["state"] != "pending_approval"]
     if len(rows) != len(senders) or wrong or {r["contact_email"] for r in rows} != set(senders):
         problems.append(f"{len(rows)} requests for {len(senders)} senders, {len(wrong)} not pending_approval")
-    mails = json.loads(run_cli(config, "outbox", "--json"))
-    to = [m["to"] for m in mails if m["state"] != "failed"]
-    missing = set(senders) - set(to)
-    if missing:
+    to = [m["to"] for m in json.loads(run_cli(config, "outbox", "--json")) if m["state"] != "failed"]
+    if missing := set(senders) - set(to):
         problems.append(f"{len(missing)} senders have no reply queued")
-    for approver in APPROVERS:
-        if to.count(approver) != len(senders):
-            problems.append(f"{to.count(approver)} approval mails to {approver} for {len(senders)} requests")
+    counts = {a: to.count(a) for a in APPROVERS}
+    problems += [f"{n} approval mails to {a}" for a, n in counts.items() if n != len(senders)]
     return problems
 
 
 def timed_child(children: Children, cmd: list[str], folder: Path) -> tuple[float, float]:
-    """Run one mailflow process to its end; its wall time (s) and peak RSS (MiB) from its own rusage."""
+    """Run one mailflow process to its end: its wall time and its own peak RSS (from wait4's rusage)."""
     start = time.perf_counter()
     proc = children.start(cmd, folder / "ingest.log", folder)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[3:6])} exited {proc.returncode}; see {folder / 'ingest.log'}")
-    return elapsed, usage.ru_maxrss / 1024
+        raise RuntimeError(f"ingest exited {proc.returncode}: {(folder / 'ingest.log').read_text()[-1500:]}")
+    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
-def run_ingest(children: Children, folder: Path, config: Path, run: Run) -> None:
-    """Ingest the requests in chunks (one process each), timed per chunk; start-up measured apart."""
-    inbox = folder / "in"
-    inbox.mkdir()
-    names, batch = [], messages(run.size)
-    for i, (_, raw) in enumerate(batch):
-        (inbox / f"{i:05d}.eml").write_bytes(raw)
-        names.append(f"in/{i:05d}.eml")
-    step = min(MAX_CHUNK, math.ceil(run.size / 10))
-    chunks = [names[i : i + step] for i in range(0, len(names), step)]
-    times = []
-    for chunk in chunks:
-        elapsed, peak = timed_child(children, mailflow(config, "ingest", *chunk), folder)
-        times.append(elapsed)
-        run.peak_mib = max(run.peak_mib, peak)
-    # Start-up: the same process fed one message already stored (a duplicate costs one lookup).
-    run.startup = statistics.median(
-        timed_child(children, mailflow(config, "ingest", names[0]), folder)[0] for _ in range(3)
-    )
-    run.chunks, run.seconds = len(chunks), sum(times)
-    run.rate = run.size / run.seconds
-    run.net_rate = run.size / max(run.seconds - run.chunks * run.startup, 1e-9)
-    run.chunk_rates = [len(c) / max(t - run.startup, 1e-9) for c, t in zip(chunks, times, strict=True)]
-    run.first10, run.last10 = run.chunk_rates[0], run.chunk_rates[-1]
-    run.problems += verify(config, [s for s, _ in batch])
+def run_ingest(run: Run) -> None:
+    """Ingest in chunks, one process each; a chunk's in-process time comes from the stored timestamps."""
+    with workspace(run.db) as (folder, url, config, children):
+        (folder / "in").mkdir()
+        batch = messages(run.size)
+        for i, (_, raw) in enumerate(batch):
+            (folder / "in" / f"{i:05d}.eml").write_bytes(raw)
+        step = min(MAX_CHUNK, math.ceil(run.size / 10))
+        starts = range(0, run.size, step)
+        walls = []
+        for k in starts:
+            chunk = [f"in/{i:05d}.eml" for i in range(k, min(k + step, run.size))]
+            wall, peak = timed_child(children, mailflow(config, "ingest", *chunk), folder)
+            walls.append(wall)
+            run.peak_mib = max(run.peak_mib, peak)
+        stamps = timestamps(url)
+        spans = [
+            max(p for _, p in stamps[k : k + step]) - min(r for r, _ in stamps[k : k + step]) for k in starts
+        ]
+        run.chunks, run.seconds, run.rate = len(walls), sum(walls), run.size / sum(walls)
+        run.net_rate = run.size / sum(spans)
+        run.startup = statistics.mean(w - s for w, s in zip(walls, spans, strict=True))
+        run.chunk_rates = [min(step, run.size - k) / s for k, s in zip(starts, spans, strict=True)]
+        run.first10, run.last10 = run.chunk_rates[0], run.chunk_rates[-1]
+        run.problems += verify(config, [s for s, _ in batch])
 
 
 def start_serve(children: Children, folder: Path, config: Path, port: int) -> subprocess.Popen[bytes]:
@@ -252,113 +236,75 @@ def start_serve(children: Children, folder: Path, config: Path, port: int) -> su
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"serve exited {proc.returncode}; see {folder / 'serve.log'}")
+            raise RuntimeError(
+                f"serve exited {proc.returncode}: {(folder / 'serve.log').read_text()[-1500:]}"
+            )
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
             return proc
         time.sleep(0.05)
     raise RuntimeError(f"serve did not listen on {HOST}:{port} within 60 s")
 
 
-def stop_serve(proc: subprocess.Popen[bytes], problems: list[str]) -> float:
-    """SIGTERM, then the seconds it took to exit; a slow or unclean exit is a problem."""
+def stop_serve(proc: subprocess.Popen[bytes], run: Run) -> None:
+    """SIGTERM; record how long serve took to exit; a slow or unclean exit is a problem."""
     start = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     try:
-        code = proc.wait(STOP_GRACE)
+        if code := proc.wait(STOP_GRACE):
+            run.problems.append(f"serve exited {code} after SIGTERM")
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        problems.append(f"serve ignored SIGTERM for {STOP_GRACE:.0f} s and was killed")
-    else:
-        if code != 0:
-            problems.append(f"serve exited {code} after SIGTERM")
-    return time.perf_counter() - start
+        run.problems.append(f"serve ignored SIGTERM for {STOP_GRACE:.0f} s and was killed")
+    run.stop_seconds = time.perf_counter() - start
 
 
-def _send(port: int, batch: list[tuple[str, bytes]], errors: list[str]) -> None:
+def _send(port: int, batch: list[tuple[str, bytes]], ends: list[float], errors: list[str]) -> None:
     try:
-        # local_hostname avoids the DNS lookup smtplib would make for its EHLO name.
+        # local_hostname spares the DNS lookup smtplib would make for its EHLO name.
         with smtplib.SMTP(HOST, port, local_hostname="bench.localhost", timeout=120) as client:
             for sender, raw in batch:
                 client.sendmail(sender, [SERVICE], raw)
     except (smtplib.SMTPException, OSError) as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
+    ends.append(time.perf_counter())
 
 
-def _reader_url(url: str) -> str:
-    return (
-        url.replace("sqlite:///", "sqlite:///file:", 1) + "?mode=ro&uri=true"
-        if url.startswith("sqlite")
-        else url
-    )
-
-
-def run_smtp(children: Children, folder: Path, config: Path, port: int, url: str, run: Run) -> None:
-    """Send every request over a few SMTP connections; time until all are processed with replies queued."""
-    batch = messages(run.size)
-    proc = start_serve(children, folder, config, port)
-    engine = create_engine(_reader_url(url))
-    query = text(
-        "SELECT (SELECT count(*) FROM requests WHERE state = 'pending_approval'), (SELECT count(*) FROM outbox),"
-        " (SELECT count(*) FROM inbound_messages WHERE status = 'quarantined')"
-    )
-    errors: list[str] = []
-    threads = [
-        threading.Thread(target=_send, args=(port, batch[k::SEND_THREADS], errors))
-        for k in range(SEND_THREADS)
-    ]
-    marks: list[tuple[float, int]] = [(0.0, 0)]
-    try:
-        start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        while True:
-            time.sleep(POLL_SECONDS)
-            with engine.connect() as conn:
-                done, queued, quarantined = conn.execute(query).one()
-            now = time.perf_counter() - start
-            if run.intake_rate is None and not any(t.is_alive() for t in threads):
-                run.intake_rate = run.size / now
-            if done > marks[-1][1]:
-                marks.append((now, done))
-            if done == run.size and queued >= run.size * (1 + len(APPROVERS)):
-                break
-            if quarantined or errors or now - marks[-1][0] > STALL_SECONDS:
-                raise RuntimeError(
-                    f"{done}/{run.size} processed, {quarantined} quarantined, errors: {errors[:3]}"
-                )
-        for thread in threads:
-            thread.join()
-    finally:
-        engine.dispose()
-    run.seconds, run.rate = now, run.size / now
-    p10 = next(m for m in marks if m[1] >= run.size / 10)
-    p90 = next(m for m in marks if m[1] >= run.size * 0.9)
-    run.first10 = p10[1] / p10[0]
-    run.last10 = (run.size - p90[1]) / max(now - p90[0], POLL_SECONDS) if p90[1] < run.size else None
-    run.peak_mib = vm_hwm_mib(proc.pid)
-    run.stop_seconds = stop_serve(proc, run.problems)
-    run.problems += verify(config, [s for s, _ in batch])
-
-
-def one_run(db: str, size: int, path: str) -> Run:
-    """One measurement in a fresh folder and database; failures are recorded, not raised."""
-    run = Run(db, path, size)
-    with contextlib.ExitStack() as stack:
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailflow-bench-")))
-        try:
-            url = stack.enter_context(database(db, folder))
-            children = Children()
-            stack.callback(children.close)
-            port = free_port() if path == "smtp" else None
-            config = setup(folder, url, port)
-            if port is None:
-                run_ingest(children, folder, config, run)
-            else:
-                run_smtp(children, folder, config, port, url, run)
-        except Exception as exc:
-            run.problems.append(f"{type(exc).__name__}: {exc}")
-    return run
+def run_smtp(run: Run) -> None:
+    """Send over a few SMTP connections at once; time until every request is processed with replies queued."""
+    port = free_port()
+    with workspace(run.db, port) as (folder, url, config, children):
+        batch = messages(run.size)
+        proc = start_serve(children, folder, config, port)
+        ends: list[float] = []
+        errors: list[str] = []
+        args = [(port, batch[k::SEND_THREADS], ends, errors) for k in range(SEND_THREADS)]
+        threads = [threading.Thread(target=_send, args=a, daemon=True) for a in args]
+        with reader(url) as session:
+            last, epoch, start = (0, 0.0), time.time(), time.perf_counter()
+            for thread in threads:
+                thread.start()
+            while True:
+                time.sleep(POLL_SECONDS)
+                done, queued, bad = session.execute(COUNTS).one()
+                session.rollback()  # a fresh snapshot next time
+                now = time.perf_counter() - start
+                last = (done, now) if done > last[0] else last
+                if done == run.size and queued >= run.size * (1 + len(APPROVERS)):
+                    break
+                if bad or errors or now - last[1] > STALL_SECONDS:
+                    raise RuntimeError(
+                        f"{done}/{run.size} processed, {bad} quarantined, errors: {errors[:3]}"
+                    )
+        run.seconds, run.rate = now, run.size / now
+        run.intake_rate = run.size / (max(ends) - start) if len(ends) == SEND_THREADS else None
+        done_at = sorted(p for _, p in timestamps(url))
+        k = max(1, run.size // 10)
+        run.first10 = k / (done_at[k - 1] - epoch)
+        run.last10 = k / max(done_at[-1] - done_at[-1 - k], 1e-6) if run.size > k else None
+        run.peak_mib = vm_hwm_mib(proc.pid)
+        stop_serve(proc, run)
+        run.problems += verify(config, [s for s, _ in batch])
 
 
 def _wait_reply(new: Path, sender: str, seen: set[str], deadline: float) -> tuple[float, int]:
@@ -366,245 +312,135 @@ def _wait_reply(new: Path, sender: str, seen: set[str], deadline: float) -> tupl
     while time.perf_counter() < deadline:
         polls += 1
         with contextlib.suppress(FileNotFoundError), os.scandir(new) as entries:
-            for entry in entries:
-                if entry.name in seen:
-                    continue
+            for entry in (e for e in entries if e.name not in seen):
                 seen.add(entry.name)
                 head = Path(entry.path).read_bytes()[:16384]
                 if sender in str(parser.parsebytes(head).get("To", "")).lower():
                     return time.perf_counter(), polls
         time.sleep(0.001)
-    raise TimeoutError(f"no reply to {sender} within 30 s")
+    raise TimeoutError(f"no reply to {sender} in time")
 
 
-def latency(db: str, count: int) -> Latency:
-    """Send one request at a time; from sendmail's return (the 250) to the acknowledgement file in sent/new."""
-    result = Latency(db, count)
-    with contextlib.ExitStack() as stack:
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailflow-bench-")))
-        try:
-            url = stack.enter_context(database(db, folder))
-            children = Children()
-            stack.callback(children.close)
-            port = free_port()
-            config = setup(folder, url, port)
-            batch = messages(WARMUP + count, prefix="latency")
-            proc = start_serve(children, folder, config, port)
-            seen: set[str] = set()
-            samples, polls, waited = [], 0, 0.0
-            with smtplib.SMTP(HOST, port, local_hostname="bench.localhost", timeout=30) as client:
-                for i, (sender, raw) in enumerate(batch):
-                    client.sendmail(sender, [SERVICE], raw)
-                    t0 = time.perf_counter()
-                    t1, n = _wait_reply(config.parent / "sent" / "new", sender, seen, t0 + 30)
-                    if i >= WARMUP:
-                        samples.append((t1 - t0) * 1000)
-                        polls, waited = polls + n, waited + t1 - t0
-            result.p50, result.max = statistics.median(samples), max(samples)
-            result.p99 = (
-                statistics.quantiles(samples, n=100, method="inclusive")[98] if count > 1 else samples[0]
-            )
-            result.poll_ms = waited * 1000 / max(polls, 1)
-            result.peak_mib = vm_hwm_mib(proc.pid)
-            stop_serve(proc, result.problems)
-        except Exception as exc:
-            result.problems.append(f"{type(exc).__name__}: {exc}")
-    return result
+def run_latency(run: Run) -> None:
+    """One request at a time: from sendmail's return (the 250) to the acknowledgement file in sent/new."""
+    port = free_port()
+    with workspace(run.db, port) as (folder, _, config, children):
+        batch = messages(WARMUP + run.size, prefix="latency")
+        proc = start_serve(children, folder, config, port)
+        seen: set[str] = set()
+        samples, polls = [], 0
+        with smtplib.SMTP(HOST, port, local_hostname="bench.localhost", timeout=30) as client:
+            for i, (sender, raw) in enumerate(batch):
+                client.sendmail(sender, [SERVICE], raw)
+                t0 = time.perf_counter()
+                t1, n = _wait_reply(folder / "sent" / "new", sender, seen, t0 + 30)
+                if i >= WARMUP:  # the first few compile templates and warm caches
+                    samples.append((t1 - t0) * 1000)
+                    polls += n
+        run.seconds = sum(samples) / 1000
+        run.p50_ms, run.max_ms, run.poll_ms = statistics.median(samples), max(samples), sum(samples) / polls
+        run.p99_ms = (
+            statistics.quantiles(samples, n=100, method="inclusive")[98] if run.size > 1 else samples[0]
+        )
+        run.peak_mib = vm_hwm_mib(proc.pid)
+        stop_serve(proc, run)
 
 
-def profile(count: int, out: Path | None) -> None:
-    """Ingest ``count`` requests on SQLite under cProfile in one process; print the hottest functions."""
-    with tempfile.TemporaryDirectory(prefix="mailflow-bench-") as name:
-        folder = Path(name)
-        out = (out or folder / "ingest").with_suffix(".prof").resolve()
-        config = setup(folder, f"sqlite:///{folder / 'mailflow.db'}", None)
-        for i, (_, raw) in enumerate(messages(count)):
-            (folder / f"{i:05d}.eml").write_bytes(raw)
-        files = [f"{i:05d}.eml" for i in range(count)]
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *mailflow(config, "ingest", *files)[1:]]
-        subprocess.run(cmd, check=True, cwd=folder, capture_output=True)
-        stats = pstats.Stats(str(out), stream=sys.stdout)
-        print(f"\n### cProfile: ingest of {count} requests on SQLite in one process\n")
-        stats.sort_stats("cumulative").print_stats(r"mailflow[/\\](core|app|store|intake|outbound)", 25)
-        stats.sort_stats("tottime").print_stats(20)
-
-
-def _fmt(value: float | None, digits: int = 0) -> str:
+def _f(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+def table(head: str, rows: Sequence[str]) -> str:
+    return "\n".join([f"| {head.replace(',', ' | ')} |", "|" + "---|" * (head.count(",") + 1), *rows])
 
 
-def verdicts(runs: Sequence[Run], lats: Sequence[Latency]) -> list[list[str]]:
-    """Each target, what was measured and whether it is met."""
+def verdicts(runs: Sequence[Run]) -> list[list[str]]:
+    """Each target beside what was measured, and whether it is met."""
     good = [r for r in runs if not r.problems]
-    ingest = [r for r in good if r.path == "ingest" and r.db == "sqlite"]
-    rows = []
-    if ingest:
-        worst = min(ingest, key=lambda r: r.rate)
-        rows.append(
-            [
-                f"ingest on SQLite >= {TARGET_RATE:.0f} req/s",
-                f"worst {worst.rate:,.0f} req/s at {worst.size:,} (net of start-ups {_fmt(worst.net_rate)})",
-                _ok(worst.rate >= TARGET_RATE),
-            ]
-        )
-    for db, path in sorted({(r.db, r.path) for r in good}):
+    label = f"ingest on SQLite >= {TARGET_RATE:.0f} req/s"
+    rows = [
+        (label, f"{r.rate:,.0f} at {r.size:,} ({_f(r.net_rate)} net)", r.rate >= TARGET_RATE)
+        for r in good
+        if (r.db, r.path) == ("sqlite", "ingest")
+    ]
+    for db, path in sorted({(r.db, r.path) for r in good if r.path != "latency"}):
         mine = sorted((r for r in good if (r.db, r.path) == (db, path)), key=lambda r: r.size)
         small, big = mine[0], mine[-1]
-        ratio = big.rate / small.rate if big is not small else None
+        ratio = big.rate / small.rate if big.size != small.size else None
         inner = big.last10 / big.first10 if big.last10 and big.first10 else None
         measured = (
-            f"{db} {path}: {big.size:,} vs {small.size:,} {_fmt(ratio, 2)}x; last/first 10% {_fmt(inner, 2)}x"
+            f"{db} {path}: {big.size:,} / {small.size:,}: {_f(ratio, 2)}; last / first 10%: {_f(inner, 2)}"
         )
-        worst_ratio = min(x for x in (ratio, inner, 1.0) if x is not None)
-        rows.append(
-            [f"same rate at 10,000 as at 1,000 (>= {SAME_RATE:.0%})", measured, _ok(worst_ratio >= SAME_RATE)]
-        )
-    for lat in (x for x in lats if not x.problems):
-        rows.append(
-            [
-                f"p50 latency < {TARGET_P50_MS:.0f} ms",
-                f"{lat.db}: {lat.p50:,.1f} ms",
-                _ok(lat.p50 < TARGET_P50_MS),
-            ]
-        )
-    peaks = [r.peak_mib for r in good] + [x.peak_mib for x in lats if not x.problems]
-    if peaks:
-        rows.append(
-            [
-                f"peak memory < {TARGET_PEAK_MIB:.0f} MB",
-                f"max {max(peaks):,.0f} MiB",
-                _ok(max(peaks) < TARGET_PEAK_MIB),
-            ]
-        )
-    return rows
+        worst = min(x for x in (ratio, inner, 1.0) if x is not None)
+        rows.append((f"same rate at 10,000 as at 1,000 (ratio >= {SAME_RATE})", measured, worst >= SAME_RATE))
+    label = f"p50 latency < {TARGET_P50_MS:.0f} ms"
+    rows += [(label, f"{r.db}: {r.p50_ms:,.1f} ms", r.p50_ms < TARGET_P50_MS) for r in good if r.p50_ms]
+    if peaks := [r.peak_mib for r in good]:
+        label = f"peak memory < {TARGET_PEAK_MIB:.0f} MB (MiB here)"
+        rows.append((label, f"max {max(peaks):,.0f} MiB", max(peaks) < TARGET_PEAK_MIB))
+    return [[target, measured, "met" if met else "**not met**"] for target, measured, met in rows]
 
 
-def _ok(met: bool) -> str:
-    return "met" if met else "**not met**"
-
-
-def report(runs: Sequence[Run], lats: Sequence[Latency]) -> str:
-    out = [
-        "## Throughput (requests/s)\n",
-        table(
-            [
-                "db",
-                "path",
-                "N",
-                "wall s",
-                "req/s",
-                "net req/s",
-                "SMTP accepted/s",
-                "first 10%",
-                "last 10%",
-                "start-up s x chunks",
-                "peak RSS MiB",
-                "stop s",
-                "problems",
-            ],
-            [
-                [
-                    r.db,
-                    r.path,
-                    f"{r.size:,}",
-                    _fmt(r.seconds, 1),
-                    _fmt(r.rate),
-                    _fmt(r.net_rate),
-                    _fmt(r.intake_rate),
-                    _fmt(r.first10),
-                    _fmt(r.last10),
-                    f"{_fmt(r.startup, 2)} x {r.chunks}" if r.startup else "-",
-                    _fmt(r.peak_mib),
-                    _fmt(r.stop_seconds, 2),
-                    "; ".join(r.problems) or "none",
-                ]
-                for r in runs
-            ],
-        ),
+def report(runs: Sequence[Run]) -> str:
+    """The Markdown tables: throughput, latency and the targets."""
+    head = "db,path,N,wall s,req/s,net req/s,SMTP 250/s,first 10%,last 10%,start-up s,processes"
+    head += ",peak MiB,stop s,problems"
+    rows = [
+        f"| {r.db} | {r.path} | {r.size:,} | {_f(r.seconds, 1)} | {_f(r.rate)} | {_f(r.net_rate)} "
+        f"| {_f(r.intake_rate)} | {_f(r.first10)} | {_f(r.last10)} | {_f(r.startup, 2)} | {r.chunks} "
+        f"| {_f(r.peak_mib)} | {_f(r.stop_seconds, 1)} | {'; '.join(r.problems) or 'none'} |"
+        for r in runs
+        if r.path != "latency"
     ]
-    if lats:
-        out += [
-            "\n## Latency: SMTP 250 -> acknowledgement in sent/new (ms)\n",
-            table(
-                ["db", "n", "p50", "p99", "max", "poll granularity ms", "peak RSS MiB", "problems"],
-                [
-                    [
-                        x.db,
-                        str(x.n),
-                        _fmt(x.p50, 1),
-                        _fmt(x.p99, 1),
-                        _fmt(x.max, 1),
-                        _fmt(x.poll_ms, 2),
-                        _fmt(x.peak_mib),
-                        "; ".join(x.problems) or "none",
-                    ]
-                    for x in lats
-                ],
-            ),
-        ]
-    out += ["\n## Targets\n", table(["target", "measured", "verdict"], verdicts(runs, lats))]
-    return "\n".join(out)
+    out = ["## Throughput (requests/s)\n", table(head, rows)]
+    if rows := [
+        f"| {r.db} | {r.size:,} | {_f(r.p50_ms, 1)} | {_f(r.p99_ms, 1)} | {_f(r.max_ms, 1)} "
+        f"| {_f(r.poll_ms, 2)} | {_f(r.peak_mib)} | {_f(r.stop_seconds, 1)} "
+        f"| {'; '.join(r.problems) or 'none'} |"
+        for r in runs
+        if r.path == "latency"
+    ]:
+        out += ["\n## Latency: SMTP 250 to the acknowledgement in sent/new (ms)\n"]
+        out += [table("db,n,p50,p99,max,poll loop ms,peak MiB,stop s,problems", rows)]
+    targets = [f"| {' | '.join(row)} |" for row in verdicts(runs)]
+    return "\n".join([*out, "\n## Targets\n", table("target,measured,verdict", targets)])
+
+
+RUNNERS = {"ingest": run_ingest, "smtp": run_smtp, "latency": run_latency}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the Markdown report and write JSON when asked."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--paths", nargs="+", choices=["ingest", "smtp"], default=["ingest", "smtp"])
     parser.add_argument("--latency", type=int, default=200, help="requests for the latency test (0: skip)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON")
-    parser.add_argument(
-        "--profile", type=int, default=0, help="then ingest N under cProfile and print hot spots"
-    )
+    parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    runs: list[Run] = []
-    lats: list[Latency] = []
-    started = time.perf_counter()
-    interrupted = False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up as Ctrl-C does
+    jobs = [Run(db, path, size) for db in args.db for size in args.sizes for path in args.paths]
+    jobs += [Run(db, "latency", args.latency) for db in args.db if args.latency > 0]
+    jobs.sort(key=lambda r: args.db.index(r.db))
+    started, finished = time.perf_counter(), 0
     try:
-        for db in args.db:
-            for size in args.sizes:
-                for path in args.paths:
-                    runs.append(one_run(db, size, path))
-                    r = runs[-1]
-                    print(f"{db} {path} {size}: {r.rate:,.1f} req/s {'; '.join(r.problems)}", file=sys.stderr)
-            if args.latency > 0:
-                lats.append(latency(db, args.latency))
-                print(
-                    f"{db} latency: p50 {lats[-1].p50:.1f} ms {'; '.join(lats[-1].problems)}", file=sys.stderr
-                )
-        if args.profile:
-            profile(args.profile, args.out)
+        for run in jobs:
+            try:
+                RUNNERS[run.path](run)
+            except Exception as exc:  # recorded beside the numbers; Ctrl-C still stops the bench
+                run.problems.append(f"{type(exc).__name__}: {exc}")
+            finished += 1
+            print(run, file=sys.stderr)
     except KeyboardInterrupt:
-        interrupted = True
         print("interrupted: children stopped, temp folders and schemas removed", file=sys.stderr)
-    command = " ".join(
-        [".venv/bin/python", "bench/requests.py", *(argv if argv is not None else sys.argv[1:])]
-    )
-    print(
-        f"\n`{command}` on {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, {time.perf_counter() - started:,.0f} s\n"
-    )
-    print(report(runs, lats))
+    command = " ".join([".venv/bin/python bench/requests.py", *(sys.argv[1:] if argv is None else argv)])
+    elapsed = time.perf_counter() - started
+    print(f"\n`{command}`: {os.cpu_count()} CPUs, {elapsed:,.0f} s\n\n{report(jobs[:finished])}")
     if args.out:
-        document: dict[str, Any] = {
-            "command": command,
-            "finished": datetime.now(UTC).isoformat(),
-            "cpus": os.cpu_count(),
-            "interrupted": interrupted,
-            "runs": [asdict(r) for r in runs],
-            "latency": [asdict(x) for x in lats],
-            "targets": verdicts(runs, lats),
-        }
-        args.out.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return 130 if interrupted else 0
+        results = {"command": command, "complete": finished == len(jobs), "seconds": elapsed}
+        results |= {"runs": [asdict(r) for r in jobs[:finished]], "targets": verdicts(jobs[:finished])}
+        args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0 if finished == len(jobs) else 130
 
 
 if __name__ == "__main__":

@@ -429,7 +429,8 @@ def _html_text(markup: str) -> str:
         text = str(converter.handle(markup))
     except Exception:  # html2text is not hardened against hostile markup.
         text = html.unescape(re.sub(r"<[^>]*>", " ", markup))
-    return _MD_ESCAPE.sub(r"\1\2", text.replace("\xa0", " "))
+    text = "\n".join(line.rstrip() for line in text.replace("\xa0", " ").splitlines())
+    return re.sub(r"\n{3,}", "\n\n", _MD_ESCAPE.sub(r"\1\2", text)).strip()
 
 
 def _new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
