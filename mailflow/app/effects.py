@@ -7,10 +7,11 @@ vanish together.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from mailflow.app.runtime import Runtime
@@ -23,12 +24,12 @@ from mailflow.store.schema import (
     Contact,
     Event,
     Group,
-    InboundMessage,
     Membership,
     OutboxMessage,
     ReplyToken,
     Request,
     Suppression,
+    UtcDateTime,
 )
 
 _DECIDED = frozenset(
@@ -42,6 +43,23 @@ _DECIDED = frozenset(
 )
 
 
+@dataclass(slots=True)
+class Inbound:
+    """The message being processed: its id and bytes, and what becomes of it (written back at the end)."""
+
+    id: int
+    raw: bytes
+    status: str = "processed"
+    reason: str = ""
+
+
+_OUTBOX = OutboxMessage.__table__
+_SUPPRESSED = select(Suppression.__table__.c.email).where(Suppression.__table__.c.email == bindparam("email"))
+_SENT_SINCE = select(func.count(_OUTBOX.c.id)).where(
+    _OUTBOX.c.to_addr == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime())
+)
+
+
 def record_event(
     session: Session,
     kind: str,
@@ -52,22 +70,23 @@ def record_event(
     from_state: str = "",
     to_state: str = "",
     actor: str = "",
-    inbound: InboundMessage | None = None,
+    inbound: Inbound | None = None,
     detail: str = "",
 ) -> None:
     """Add one row to the audit trail."""
-    session.add(
-        Event(
-            kind=kind,
-            request_id=request.id if request else None,
-            group_id=group_id if group_id is not None else (request.group_id if request else None),
-            from_state=from_state,
-            to_state=to_state,
-            actor=actor,
-            inbound_id=inbound.id if inbound else None,
-            detail=detail[:4000],
-            created_at=now,
-        )
+    session.connection().execute(
+        insert(Event),
+        {
+            "kind": kind,
+            "request_id": request.id if request else None,
+            "group_id": group_id if group_id is not None else (request.group_id if request else None),
+            "from_state": from_state,
+            "to_state": to_state,
+            "actor": actor,
+            "inbound_id": inbound.id if inbound else None,
+            "detail": detail[:4000],
+            "created_at": now,
+        },
     )
 
 
@@ -81,7 +100,7 @@ class Mailer:
         now: datetime,
         *,
         parsed: ParsedMail | None = None,
-        inbound: InboundMessage | None = None,
+        inbound: Inbound | None = None,
     ) -> None:
         """Bind the mailer to a session, a time and, when answering one, the message being processed."""
         self._session = session
@@ -104,19 +123,16 @@ class Mailer:
 
     def _rate_limited(self, to: str) -> bool:
         limit = self._runtime.settings.limits.replies_per_sender_per_hour
-        sent = self._session.scalar(
-            select(func.count(OutboxMessage.id)).where(
-                OutboxMessage.to_addr == to,
-                OutboxMessage.created_at >= self._now - timedelta(hours=1),
-            )
-        )
+        since = self._now - timedelta(hours=1)
+        sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar()
         return (sent or 0) >= limit
 
-    def queue(self, mail: Mail, request: Request | None = None) -> OutboxMessage | None:
-        """Render and queue ``mail``; None when the recipient is suppressed or has had too many replies."""
+    def queue(self, mail: Mail, request: Request | None = None) -> str | None:
+        """Render and queue ``mail``; return its Message-ID, or None when suppressed or rate limited."""
         session, runtime, now = self._session, self._runtime, self._now
         to = mail.to.lower()
-        if session.get(Suppression, to) is not None:
+        connection = session.connection()
+        if connection.execute(_SUPPRESSED, {"email": to}).first() is not None:
             record_event(session, "mail_suppressed", now, request=request, actor=to, detail=mail.template)
             return None
         if mail.answers_sender and self._rate_limited(to):
@@ -125,15 +141,17 @@ class Mailer:
         token: str | None = None
         if mail.token is not None and request is not None:
             token = format_token(runtime.entropy(16))
-            session.add(
-                ReplyToken(
-                    token_hash=hash_token(token),
-                    request_id=request.id,
-                    purpose=mail.token.purpose,
-                    bound_to=mail.token.bound_to.lower(),
-                    created_at=now,
-                    expires_at=now + timedelta(days=runtime.settings.secretariat.token_days),
-                )
+            connection.execute(
+                insert(ReplyToken),
+                {
+                    "token_hash": hash_token(token),
+                    "request_id": request.id,
+                    "purpose": mail.token.purpose,
+                    "bound_to": mail.token.bound_to.lower(),
+                    "created_at": now,
+                    "expires_at": now + timedelta(days=runtime.settings.secretariat.token_days),
+                    "used_at": None,
+                },
             )
         in_reply_to: str | None = None
         references: tuple[str, ...] = ()
@@ -156,22 +174,25 @@ class Mailer:
             references=references,
             extra=extra,
         )
-        row = OutboxMessage(
-            kind=mail.template,
-            to_addr=to,
-            sender=rendered.sender,
-            subject=rendered.subject,
-            message_id=rendered.message_id,
-            raw=rendered.raw,
-            state="pending",
-            attempts=0,
-            next_attempt_at=now,
-            last_error="",
-            request_id=request.id if request else None,
-            created_at=now,
+        connection.execute(
+            insert(OutboxMessage),
+            {
+                "kind": mail.template,
+                "to_addr": to,
+                "sender": rendered.sender,
+                "subject": rendered.subject,
+                "message_id": rendered.message_id,
+                "raw": rendered.raw,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": "",
+                "request_id": request.id if request else None,
+                "created_at": now,
+                "sent_at": None,
+            },
         )
-        session.add(row)
-        return row
+        return rendered.message_id
 
 
 def slug_for(session: Session, topic: str) -> str:
@@ -194,7 +215,7 @@ def apply_plan(
     contact: Contact,
     group: Group | None,
     actor: str,
-    inbound: InboundMessage | None,
+    inbound: Inbound | None,
 ) -> Group | None:
     """Carry out ``plan``: request state, memberships, group changes, the event and the mails.
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Mailer, apply_plan, record_event
+from mailflow.app.effects import Inbound, Mailer, apply_plan, record_event
 from mailflow.app.runtime import Runtime
 from mailflow.core.authres import passes_dmarc
 from mailflow.core.intent import match_groups
@@ -36,7 +36,6 @@ from mailflow.store import repo
 from mailflow.store.schema import (
     Contact,
     Group,
-    InboundMessage,
     Membership,
     OutboxMessage,
     ReplyToken,
@@ -51,16 +50,19 @@ class Work:
     session: Session
     runtime: Runtime
     now: datetime
-    inbound: InboundMessage
+    inbound: Inbound
     parsed: ParsedMail
     mailer: Mailer
+
+
+_OPEN_GROUPS = select(Group.slug, Group.name, Group.aliases, Group.associated).where(Group.status != "closed")
 
 
 def group_refs(session: Session) -> list[GroupRef]:
     """Every group the classifier may match."""
     return [
-        GroupRef(slug=g.slug, name=g.name, aliases=tuple(g.aliases or ()), associated=g.associated)
-        for g in session.scalars(select(Group).where(Group.status != "closed"))
+        GroupRef(slug=slug, name=name, aliases=tuple(aliases or ()), associated=associated)
+        for slug, name, aliases, associated in session.connection().execute(_OPEN_GROUPS)
     ]
 
 
@@ -120,7 +122,7 @@ def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
         text=work.parsed.text,
         approvers=work.runtime.settings.secretariat.approvers,
         secretariat=work.runtime.secretariat_address,
-        already_member=repo.active_membership(session, group.id, contact.id) is not None,
+        already_member=repo.is_active_member(session, group.id, contact.id),
         organisation_member=repo.organisation_is_member(session, group.id, contact.organisation_id),
         open_request_id=existing.id if existing else None,
     )
@@ -479,7 +481,7 @@ def apply_verdict(
     *,
     actor: str,
     now: datetime,
-    inbound: InboundMessage | None = None,
+    inbound: Inbound | None = None,
 ) -> Plan:
     """Carry out APPROVE, REJECT or INFO on ``request``, by mail or from the command line.
 

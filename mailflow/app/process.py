@@ -11,12 +11,13 @@ import hashlib
 import logging
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Mailer, record_event
+from mailflow.app.effects import Inbound, Mailer, record_event
 from mailflow.app.handlers import HANDLERS, Work, group_refs, handle_help, handle_token_reply
 from mailflow.app.runtime import Runtime
 from mailflow.core.intent import classify
@@ -92,15 +93,33 @@ def store_raw(runtime: Runtime, raw: bytes, source: str, source_key: str | None 
     return Stored(existing[0], duplicate=True, status=existing[1])
 
 
-def _claim(session: Session, inbound_id: int) -> InboundMessage | None:
-    claimed = session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == inbound_id, InboundMessage.status == "pending")
-        .values(status="processed")
+_INBOUND = InboundMessage.__table__
+_CLAIM = (
+    update(InboundMessage)
+    .where(InboundMessage.id == bindparam("claim_id"), InboundMessage.status == "pending")
+    .values(status="processed")
+)
+_RAW = select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("id"))
+_WRITE_BACK = (
+    update(InboundMessage)
+    .where(InboundMessage.id == bindparam("done_id"))
+    .values(
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        processed_at=bindparam("processed_at"),
+        from_addr=bindparam("from_addr"),
+        subject=bindparam("subject"),
+        message_id=bindparam("message_id"),
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+)
+
+
+def _claim(session: Session, inbound_id: int) -> Inbound | None:
+    """Take a pending message for this transaction; None when another worker has it or it is done."""
+    connection = session.connection()
+    if connection.execute(_CLAIM, {"claim_id": inbound_id}).rowcount != 1:
         return None
-    return session.get(InboundMessage, inbound_id)
+    return Inbound(inbound_id, connection.execute(_RAW, {"id": inbound_id}).scalar_one())
 
 
 def process_one(runtime: Runtime, inbound_id: int) -> Disposition:
@@ -111,7 +130,8 @@ def process_one(runtime: Runtime, inbound_id: int) -> Disposition:
             if inbound is None:
                 status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
                 return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
-            _process(session, runtime, inbound)
+            parsed = _process(session, runtime, inbound)
+            _write_back(session, inbound, parsed, runtime.clock())
             return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
     except Exception as exc:
         reason = f"{exc.__class__.__name__}: {exc}"
@@ -135,36 +155,42 @@ def _quarantine(runtime: Runtime, inbound_id: int, reason: str, detail: str) -> 
         )
 
 
-def _describe(inbound: InboundMessage, parsed: ParsedMail) -> None:
-    inbound.from_addr = parsed.from_addr[:320]
-    inbound.subject = parsed.subject[:2000]
-    inbound.message_id = parsed.message_id[:998]
+def _write_back(session: Session, inbound: Inbound, parsed: ParsedMail | None, now: datetime) -> None:
+    values = {
+        "done_id": inbound.id,
+        "status": inbound.status,
+        "reason": inbound.reason[:2000],
+        "processed_at": now,
+        "from_addr": parsed.from_addr[:320] if parsed else "",
+        "subject": parsed.subject[:2000] if parsed else "",
+        "message_id": parsed.message_id[:998] if parsed else "",
+    }
+    session.connection().execute(_WRITE_BACK, values)
 
 
-def _process(session: Session, runtime: Runtime, inbound: InboundMessage) -> None:
+def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail | None:
+    """Decide what one claimed message means and carry it out; return what was read of it."""
     settings = runtime.settings
     now = runtime.clock()
-    inbound.processed_at = now
     problem = precheck(inbound.raw, settings.limits.max_message_bytes)
     if problem:
         inbound.status, inbound.reason = "quarantined", problem
-        return
+        return None
     parsed = parse_message(
         inbound.raw,
         max_bytes=settings.limits.max_message_bytes,
         max_parts=settings.limits.max_mime_parts,
         max_depth=settings.limits.max_mime_depth,
     )
-    _describe(inbound, parsed)
     own = frozenset({settings.network.address})
     kind = loop_kind(parsed, own)
     if kind is not None:
         inbound.status, inbound.reason = "ignored", kind.value
         record_event(session, f"ignored_{kind.value}", now, actor=parsed.from_addr, inbound=inbound)
-        return
+        return parsed
     if not parsed.from_addr or "@" not in parsed.from_addr:
         inbound.status, inbound.reason = "quarantined", "no sender address could be read"
-        return
+        return parsed
     tokens = find_tokens(settings.network.address, parsed.recipients, parsed.subject)
     intent = classify(parsed.subject, parsed.text, group_refs(session), has_token=bool(tokens))
     inbound.reason = intent.kind.value
@@ -179,6 +205,7 @@ def _process(session: Session, runtime: Runtime, inbound: InboundMessage) -> Non
     )
     handler = handle_token_reply if tokens else HANDLERS.get(intent.kind, handle_help)
     handler(work, intent, contact)
+    return parsed
 
 
 def process_pending(runtime: Runtime, limit: int = 1000) -> int:

@@ -64,7 +64,7 @@ def loop_kind(mail: ParsedMail, own_addresses: frozenset[str]) -> LoopKind | Non
 
 
 def _is_bounce(mail: ParsedMail) -> bool:
-    sender = mail.from_addr.partition("@")[0]
+    sender = mail.from_addr.lower().partition("@")[0]
     return (
         mail.is_dsn
         or sender in _BOUNCE_SENDERS

@@ -34,16 +34,7 @@ _KEPT = frozenset(
     | {"authentication-results", "content-type", "delivered-to", "x-original-to", "x-mailer"}
     | {"x-failed-recipients", "feedback-id", "x-ms-exchange-generated-message-source"}
 )
-_READ = _KEPT | {
-    "message-id",
-    "in-reply-to",
-    "references",
-    "from",
-    "reply-to",
-    "subject",
-    "to",
-    "cc",
-}
+_READ = _KEPT | {"message-id", "in-reply-to", "references", "from", "reply-to", "subject", "to", "cc"}
 # The reply parser's patterns, compiled once for these languages and applied line by line below.
 _REPLY_PARSER = EmailMessage(text="", languages=list(_LANGUAGES), keep_hyphen_lists=True)
 _LIB_HEADER, _LIB_SIGNATURE = _REPLY_PARSER.HEADER_REGEX, _REPLY_PARSER.SIGNATURE_REGEX
@@ -90,13 +81,7 @@ _NEXT_LINE = re.compile(
 )
 _HEADER_LIKE = re.compile(r"\*?[^\W\d][\w .'-]{0,30}\s?:")
 _VOID = frozenset(("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"))
-_QUOTE_CLASSES = {
-    "gmail_quote",
-    "gmail_signature",
-    "moz-cite-prefix",
-    "moz-signature",
-    "yahoo_quoted",
-}
+_QUOTE_CLASSES = {"gmail_quote", "gmail_signature", "moz-cite-prefix", "moz-signature", "yahoo_quoted"}
 _OUTLOOK_RULES = ("border-top:solid#e1e1e1", "border-top:solid#b5c4df")
 
 
@@ -507,7 +492,8 @@ def _reply_only(lines: list[str]) -> str:
     # Runs of blank lines are squeezed: the signature pattern backtracks over whitespace.
     text = re.sub(r"\n{3,}", "\n\n", kept).strip()
     for start in (0, *(m.end() for m in re.finditer("\n", text))):
-        if text.find("\n", start) - start <= _LONG_LINE and _LIB_HEADER.match(text, start):
+        end = text.find("\n", start)
+        if (end if end >= 0 else len(text)) - start <= _LONG_LINE and _LIB_HEADER.match(text, start):
             # A header at the very start means everything was quoted.
             text = text[:start]
             break

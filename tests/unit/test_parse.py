@@ -73,7 +73,10 @@ CASES = [
     Case(
         "join_de_qp.eml",
         present=(
-            "die Landeshauptstadt München möchte der Interessengruppe „Circular Public Procurement“ beitreten.",
+            (
+                "die Landeshauptstadt München möchte der Interessengruppe „Circular Public Procurement“"
+                " beitreten."
+            ),
             "kreislauffähiger",
         ),
         absent=("Mit freundlichen Grüßen", "Jürgen Weiß"),
@@ -405,7 +408,7 @@ def test_oversized_message_is_cut() -> None:
         (b"", "no header block"),
         (b"\nFrom: a@example.org\n\nbody\n", "no header block"),
         (b"\x00\xff\xfe garbage", "no header block"),
-        (b"From: a@example.org\n\n" + b"y" * 2981, "message too large: 3001 bytes, limit 3000"),
+        (b"From: a@example.org\n\n" + b"y" * 2980, "message too large: 3001 bytes, limit 3000"),
     ],
     ids=["message", "mbox-line", "no-colon", "empty", "blank-first", "binary", "too-large"],
 )
@@ -427,7 +430,7 @@ HOSTILE = {
     "charset-rfc2231": b"Content-Type: text/plain; charset*=utf-8''%E2%82%AC\n\nbody\n",
     "address-garbage": b'From: "\\\nTo: <<<@@@>>>, ,,, ;;; "a\nCc: (((\n\nbody\n',
     "long-line": b"Subject: x\n\n" + b"On " + b"a" * 300_000 + b" wrote:\n",
-    "html-garbage": b"Content-Type: text/html\n\n<div class='gmail_quote'><<<!-- <![CDATA[ &#99999999; </a></x>",
+    "html-garbage": b"Content-Type: text/html\n\n<div class='gmail_quote'><<<!-- <![CDATA[ &#99999999; </x>",
     "blank-lines": b"Subject: x\n\nApprove" + b"\n" * 100_000 + b"Thanks,\n",
 }
 
@@ -530,3 +533,28 @@ def test_hyphen_lists_are_kept() -> None:
     """A request written as a hyphen list is not mistaken for a signature."""
     body = "Please add us to:\n- Circular Public Procurement\n- ICT\n"
     assert body.strip() == parse_message(plain(body)).text
+
+
+HTML_QUOTES = {
+    "gmail signature": '<div dir="ltr">APPROVE<br><div class="gmail_signature">Anna<br>ICLEI</div></div>',
+    "yahoo quote": '<div>APPROVE</div><div class="yahoo_quoted"><div>On Monday X wrote:</div>REJECT no</div>',
+    "thunderbird signature": '<p>APPROVE</p><pre class="moz-signature" cols="72">-- \nAnna</pre>',
+    "apple quote": '<div>APPROVE</div><blockquote type="cite"><div>REJECT no</div></blockquote>',
+    "outlook 2010 rule": (
+        '<p class="MsoNormal">APPROVE</p><div style="border:none;border-top:solid #B5C4DF 1.0pt">'
+        "<p><b>From:</b> X</p></div><p>REJECT no</p>"
+    ),
+    "nested quote blocks": (
+        '<div>APPROVE</div><div class="gmail_quote"><div class="gmail_quote"><div>REJECT</div></div>'
+        "<div>no</div></div>"
+    ),
+}
+
+
+@pytest.mark.parametrize("markup", HTML_QUOTES.values(), ids=HTML_QUOTES.keys())
+def test_html_quote_blocks_are_dropped(markup: str) -> None:
+    """Quote and signature blocks of Gmail, Yahoo, Thunderbird, Apple and Outlook are not new text."""
+    raw = b"From: a@example.org\nSubject: Re: x\nContent-Type: text/html; charset=utf-8\n\n" + markup.encode()
+    parsed = parse_message(raw)
+    assert "APPROVE" == parsed.text
+    assert "APPROVE" in parsed.full_text
