@@ -48,7 +48,9 @@ def loop_kind(mail: ParsedMail, own_addresses: frozenset[str]) -> LoopKind | Non
 
     """
     own = {_mailbox(address) for address in own_addresses}
-    if "x-mailflow" in mail.headers or (mail.from_addr and _mailbox(mail.from_addr) in own):
+    # X-Loop naming one of our addresses is the procmail/Sieve way of marking our own mail.
+    looped = {_mailbox(value) for value in mail.headers.get("x-loop", ())}
+    if "x-mailflow" in mail.headers or own & looped or (mail.from_addr and _mailbox(mail.from_addr) in own):
         return LoopKind.OWN_MAIL
     if _is_bounce(mail):
         return LoopKind.BOUNCE
@@ -56,8 +58,8 @@ def loop_kind(mail: ParsedMail, own_addresses: frozenset[str]) -> LoopKind | Non
         return LoopKind.CALENDAR_REPLY
     if _is_auto_reply(mail):
         return LoopKind.AUTO_REPLY
-    # List headers alone are not enough (people's own tools add List-Unsubscribe); every list
-    # manager that matters also sets Precedence, and Precedence alone is enough.
+    # List-* headers count only with Precedence (Mailman, Sympa and Google Groups set both), and
+    # Precedence: list, bulk or junk counts alone.
     if _token(mail.header("precedence")) in _LIST_PRECEDENCE:
         return LoopKind.LIST
     return None

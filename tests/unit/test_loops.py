@@ -79,6 +79,8 @@ RULES = {
     "own plus-address": (mail(sender="interest-groups+abc123@network.example"), LoopKind.OWN_MAIL),
     "own address in capitals": (mail(sender="Interest-Groups@Network.Example"), LoopKind.OWN_MAIL),
     "x-mailflow header": (mail(x_mailflow="ack"), LoopKind.OWN_MAIL),
+    "x-loop naming us": (mail(x_loop="Interest-Groups@network.example"), LoopKind.OWN_MAIL),
+    "x-loop naming a list": (mail(x_loop="forum@lists.example"), None),
     "look-alike local part": (mail(sender="interest-groups-x@network.example"), None),
     "look-alike domain": (mail(sender="interest-groups@network.example.evil"), None),
     "dsn": (mail(dsn=True), LoopKind.BOUNCE),
@@ -147,5 +149,5 @@ def test_each_rule(parsed: ParsedMail, expected: LoopKind | None) -> None:
 
 def test_no_own_addresses() -> None:
     """Without own addresses only the X-Mailflow header marks own mail."""
-    assert loop_kind(mail(sender="interest-groups@network.example"), frozenset()) is None
+    assert None is loop_kind(mail(sender="interest-groups@network.example"), frozenset())
     assert LoopKind.OWN_MAIL == loop_kind(mail(x_mailflow="ack"), frozenset())
