@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from mailflow.app.runtime import Runtime
 from mailflow.core.compose import render
 from mailflow.core.intent import normalise
+from mailflow.core.lifecycle import RequestState
 from mailflow.core.model import ParsedMail
+from mailflow.core.plans import Mail, Plan
 from mailflow.core.tokens import format_token, hash_token
-from mailflow.core.workflow import Mail, Plan, RequestState
 from mailflow.store.schema import (
     Contact,
     Event,

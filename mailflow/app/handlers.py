@@ -13,24 +13,20 @@ from mailflow.app.effects import Inbound, Mailer, apply_plan, record_event
 from mailflow.app.runtime import Runtime
 from mailflow.core.authres import passes_dmarc
 from mailflow.core.intent import match_groups
+from mailflow.core.lifecycle import NotAllowedError, RequestKind, RequestState
 from mailflow.core.model import Decision, GroupRef, Intent, IntentKind, ParsedMail
+from mailflow.core.plans import Mail, Plan, refusal
 from mailflow.core.tokens import StoredToken, TokenVerdict, find_tokens, hash_token, judge
 from mailflow.core.workflow import (
     JoinFacts,
     LeaveFacts,
-    Mail,
-    NotAllowedError,
     PendingRequest,
-    Plan,
-    RequestKind,
-    RequestState,
     StartFacts,
     decide_answer,
     decide_join,
     decide_leave,
     decide_start,
     decide_verdict,
-    refusal,
 )
 from mailflow.store import repo
 from mailflow.store.schema import (

@@ -11,8 +11,8 @@ from mailflow.app.effects import Mailer
 from mailflow.app.handlers import apply_verdict
 from mailflow.app.process import process_one
 from mailflow.app.runtime import Runtime
+from mailflow.core.lifecycle import NotAllowedError
 from mailflow.core.model import Decision, Verdict
-from mailflow.core.workflow import NotAllowedError
 from mailflow.errors import MailflowError, NotFoundError
 from mailflow.intake.base import Disposition
 from mailflow.store import repo

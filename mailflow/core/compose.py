@@ -19,8 +19,8 @@ from typing import Any
 import jinja2
 
 from mailflow.core.mime import Multipart, build, text_part
+from mailflow.core.plans import Mail
 from mailflow.core.tokens import reply_address, subject_tag
-from mailflow.core.workflow import Mail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _MAX_SUBJECT = 250

@@ -11,8 +11,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from mailflow.core.lifecycle import OPEN_STATES, RequestKind
+from mailflow.core.plans import GroupFacts, Person
 from mailflow.core.rules import NetworkStatus
-from mailflow.core.workflow import OPEN_STATES, GroupFacts, Person, RequestKind
 from mailflow.store.schema import (
     Contact,
     Group,

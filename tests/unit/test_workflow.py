@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from mailflow.core.model import Decision, Verdict
-from mailflow.core.rules import NetworkStatus
-from mailflow.core.workflow import (
+from mailflow.core.lifecycle import (
     TRANSITIONS,
     Action,
-    GroupFacts,
-    JoinFacts,
-    LeaveFacts,
     NotAllowedError,
-    PendingRequest,
-    Person,
     RequestKind,
     RequestState,
+    next_state,
+)
+from mailflow.core.model import Decision, Verdict
+from mailflow.core.plans import GroupFacts, Person
+from mailflow.core.rules import NetworkStatus
+from mailflow.core.workflow import (
+    JoinFacts,
+    LeaveFacts,
+    PendingRequest,
     StartFacts,
     decide_answer,
     decide_join,
     decide_leave,
     decide_start,
     decide_verdict,
-    next_state,
 )
 
 S, A, K = RequestState, Action, RequestKind
