@@ -82,8 +82,9 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # aiosmtpd logs every SMTP command at INFO; keep its warnings only.
+    # aiosmtpd logs every SMTP command, and alembic every plugin, at INFO; keep their warnings only.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = _State(config)
     ctx.call_on_close(ctx.obj.close)
 

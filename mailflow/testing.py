@@ -60,6 +60,7 @@ def write_config(
     groups: str = DEFAULT_GROUPS,
     approvers: tuple[str, ...] = (APPROVER, "second@iclei.example"),
     intake_port: int | None = None,
+    secretariat: str = "",
     smtp: str = 'transport = "maildir"\nmaildir = "sent"',
 ) -> Path:
     """Write a config.toml for tests into ``folder`` and return its path."""
@@ -77,6 +78,7 @@ address = "{SERVICE}"
 
 [secretariat]
 approvers = [{approver_list}]
+{secretariat}
 
 [database]
 url = "{database_url}"

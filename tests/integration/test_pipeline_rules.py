@@ -1,0 +1,119 @@
+"""Rules of the pipeline that need a clock or a store: token expiry, rate limits, subdomains, DMARC."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from mailflow.app.process import Pipeline
+from mailflow.app.runtime import Runtime
+from mailflow.store.schema import OutboxMessage, Request
+from mailflow.testing import APPROVER, gmail_reply, request_mail
+from tests.conftest import Clock
+
+
+def _outbox(runtime: Runtime, kind: str, to: str | None = None) -> list[OutboxMessage]:
+    with runtime.sessions() as session:
+        query = select(OutboxMessage).where(OutboxMessage.kind == kind)
+        if to:
+            query = query.where(OutboxMessage.to_addr == to)
+        return list(session.scalars(query))
+
+
+def _state(runtime: Runtime) -> list[str]:
+    with runtime.sessions() as session:
+        return [r.state for r in session.scalars(select(Request).order_by(Request.id))]
+
+
+def _feed(runtime: Runtime, raw: bytes) -> None:
+    Pipeline(runtime).accept(raw, "file", "")
+
+
+def _approval(runtime: Runtime) -> bytes:
+    [row] = _outbox(runtime, "approval_request", APPROVER)
+    return row.raw
+
+
+def test_expired_token_changes_nothing(runtime: Runtime, clock: Clock):
+    """An approval reply after the token's lifetime is refused and the request stays pending."""
+    _feed(runtime, request_mail("anna@ghent.example", "JOIN circular", "Hello"))
+    approval = _approval(runtime)
+    clock.advance(days=runtime.settings.secretariat.token_days + 1)
+    _feed(runtime, gmail_reply(approval, APPROVER, "APPROVE"))
+    assert ["pending_approval"] == _state(runtime)
+    [notice] = _outbox(runtime, "token_refused", APPROVER)
+    assert b"expired" in notice.raw
+
+
+def test_replies_to_one_sender_are_rate_limited(runtime: Runtime, clock: Clock):
+    """A sender who writes many times in an hour gets at most the configured number of replies."""
+    limit = runtime.settings.limits.replies_per_sender_per_hour
+    for i in range(limit + 5):
+        _feed(runtime, request_mail("anna@ghent.example", f"HELP {i}", "How does this work?"))
+        clock.advance(seconds=1)
+    assert limit == len(_outbox(runtime, "help", "anna@ghent.example"))
+    clock.advance(hours=1)
+    _feed(runtime, request_mail("anna@ghent.example", "HELP again", "How does this work?"))
+    assert limit + 1 == len(_outbox(runtime, "help", "anna@ghent.example"))
+
+
+def test_subdomain_of_a_registered_domain_is_the_same_organisation(runtime: Runtime):
+    """Staff writing from a subdomain (procurement.malmo.example) belong to the organisation of malmo.example."""
+    _feed(runtime, request_mail("sara@procurement.malmo.example", "JOIN food", "Hello"))
+    assert ["pending_approval"] == _state(runtime)
+    [approval] = _outbox(runtime, "approval_request", APPROVER)
+    message = message_from_bytes(approval.raw, _class=EmailMessage, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert "City of Malmo" in message.get_body(("plain",)).get_content()
+
+
+def test_html_only_request_in_german_is_understood(runtime: Runtime):
+    """An HTML-only request written in German finds its group and goes to approval."""
+    body = "Guten Tag,\n\nwir möchten der Gruppe Circular Public Procurement beitreten.\n\nMit freundlichen Grüßen"
+    _feed(runtime, request_mail("anna@ghent.example", "Anfrage", body, html_only=True))
+    assert ["pending_approval"] == _state(runtime)
+
+
+def _authenticated(raw: bytes, header: str) -> bytes:
+    return f"Authentication-Results: {header}\r\n".encode() + raw
+
+
+def test_authenticated_approvals_need_our_servers_dmarc_pass(tmp_path, database_url, clock: Clock):
+    """With require_authenticated_approvals, only the topmost result from our authserv-id with DMARC pass counts."""
+    from mailflow.app.registry import import_file  # noqa: PLC0415
+    from mailflow.app.runtime import build_runtime  # noqa: PLC0415
+    from mailflow.app.setup import initialise  # noqa: PLC0415
+    from mailflow.config import load_settings  # noqa: PLC0415
+    from mailflow.testing import DEMO_REGISTRY, write_config  # noqa: PLC0415
+
+    config = write_config(
+        tmp_path,
+        database_url,
+        secretariat='require_authenticated_approvals = true\nauthserv_id = "mx.network.example"',
+    )
+    runtime = build_runtime(load_settings(config))
+    runtime.clock = clock
+    try:
+        initialise(runtime)
+        (tmp_path / "r.csv").write_text(DEMO_REGISTRY, encoding="utf-8")
+        import_file(runtime, tmp_path / "r.csv")
+        _feed(runtime, request_mail("anna@ghent.example", "JOIN circular", "Hello"))
+        approval = _approval(runtime)
+        reply = gmail_reply(approval, APPROVER, "APPROVE")
+        _feed(runtime, reply)
+        # A result the sender wrote under another server's name does not count.
+        _feed(
+            runtime,
+            _authenticated(reply.replace(b"Message-ID: <", b"Message-ID: <x"), "evil.example; dmarc=pass"),
+        )
+        assert ["pending_approval"] == _state(runtime)
+        good = _authenticated(
+            reply.replace(b"Message-ID: <", b"Message-ID: <y"),
+            "mx.network.example; dkim=pass header.d=iclei.example; dmarc=pass header.from=iclei.example",
+        )
+        _feed(runtime, good)
+        assert ["approved"] == _state(runtime)
+    finally:
+        runtime.engine.dispose()
