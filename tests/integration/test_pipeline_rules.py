@@ -60,7 +60,7 @@ def test_replies_to_one_sender_are_rate_limited(runtime: Runtime, clock: Clock):
 
 
 def test_subdomain_of_a_registered_domain_is_the_same_organisation(runtime: Runtime):
-    """Staff writing from a subdomain (procurement.malmo.example) belong to the organisation of malmo.example."""
+    """Staff writing from procurement.malmo.example belong to the organisation of malmo.example."""
     _feed(runtime, request_mail("sara@procurement.malmo.example", "JOIN food", "Hello"))
     assert ["pending_approval"] == _state(runtime)
     [approval] = _outbox(runtime, "approval_request", APPROVER)
@@ -71,7 +71,10 @@ def test_subdomain_of_a_registered_domain_is_the_same_organisation(runtime: Runt
 
 def test_html_only_request_in_german_is_understood(runtime: Runtime):
     """An HTML-only request written in German finds its group and goes to approval."""
-    body = "Guten Tag,\n\nwir möchten der Gruppe Circular Public Procurement beitreten.\n\nMit freundlichen Grüßen"
+    body = (
+        "Guten Tag,\n\nwir möchten der Gruppe Circular Public Procurement beitreten.\n\n"
+        "Mit freundlichen Grüßen"
+    )
     _feed(runtime, request_mail("anna@ghent.example", "Anfrage", body, html_only=True))
     assert ["pending_approval"] == _state(runtime)
 
@@ -81,7 +84,7 @@ def _authenticated(raw: bytes, header: str) -> bytes:
 
 
 def test_authenticated_approvals_need_our_servers_dmarc_pass(tmp_path, database_url, clock: Clock):
-    """With require_authenticated_approvals, only the topmost result from our authserv-id with DMARC pass counts."""
+    """With authenticated approvals on, only our server's topmost result with DMARC pass counts."""
     from mailflow.app.registry import import_file  # noqa: PLC0415
     from mailflow.app.runtime import build_runtime  # noqa: PLC0415
     from mailflow.app.setup import initialise  # noqa: PLC0415
