@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailflow.config import Settings, load_settings
 from mailflow.errors import MailflowError
@@ -302,6 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except MailflowError as exc:
         click.echo(f"mailflow: error: {exc}", err=True)
+        return 1
+    except SQLAlchemyError as exc:
+        # One line for the operator, not a traceback: the usual causes are a database that is down or a
+        # schema that `mailflow init` has not created yet.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(
+            f"mailflow: error: database: {reason} (is it running, and has `mailflow init` run?)", err=True
+        )
         return 1
     except click.exceptions.Abort:
         click.echo("mailflow: aborted", err=True)

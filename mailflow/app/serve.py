@@ -15,9 +15,11 @@ from types import FrameType
 from mailflow.app.outbox import send_once
 from mailflow.app.process import Cursors, Pipeline, process_pending
 from mailflow.app.runtime import Runtime
+from mailflow.errors import MailflowError
 from mailflow.intake.imap import ImapIntake
 from mailflow.intake.smtp import make_listener
 from mailflow.outbound.transport import Transport, make_transport
+from mailflow.store import migrate
 
 log = logging.getLogger("mailflow.serve")
 
@@ -37,23 +39,31 @@ def _worker(runtime: Runtime, transport: Transport, wake: threading.Event, stop:
             stop.wait(IDLE_WAKE_SECONDS)
 
 
+def _on_signals(stop: threading.Event, wake: threading.Event) -> None:
+    """Make SIGTERM and SIGINT stop the service cleanly (only the main thread may install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("received signal %s: shutting down", signum)
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
 def serve(
     runtime: Runtime, stop: threading.Event | None = None, ready: Callable[[], None] | None = None
 ) -> None:
     """Run until ``stop`` is set (by SIGTERM/SIGINT when running in the main thread)."""
     settings = runtime.settings
+    if not migrate.is_current(runtime.engine):
+        raise MailflowError("the database schema is missing or old: run `mailflow init` first")
     stop = stop or threading.Event()
     wake = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-
-        def _on_signal(signum: int, frame: FrameType | None) -> None:
-            del frame
-            log.info("received signal %s: shutting down", signum)
-            stop.set()
-            wake.set()
-
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
+    _on_signals(stop, wake)
     transport = make_transport(settings.smtp, settings.maildir, settings.smtp.password())
     threads = [
         threading.Thread(target=_worker, args=(runtime, transport, wake, stop), name="worker", daemon=True)
@@ -66,7 +76,11 @@ def serve(
             settings.network.address,
             wake.set,
         )
-        listener.start()
+        try:
+            listener.start()
+        except (OSError, RuntimeError) as exc:
+            where = f"{settings.smtp_intake.host}:{settings.smtp_intake.port}"
+            raise MailflowError(f"[smtp_intake] cannot listen on {where}: {exc}") from None
         proto = "LMTP" if settings.smtp_intake.lmtp else "SMTP"
         log.info(
             "%s intake listening on %s:%s",

@@ -103,3 +103,16 @@ def test_refusing_relay_pauses_the_queue_and_keeps_the_mail(
         states = {row["state"] for row in json.loads(_run(config, capsys, "outbox", "--json")[1])}
         assert {"pending"} == states
         assert [] == sink.messages()
+
+
+def test_commands_before_init_say_what_to_do(config_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Before `init`, reading commands and `serve` fail with one line that points at `mailflow init`."""
+    code, _, err = _run(config_path, capsys, "requests")
+    assert 1 == code
+    assert "mailflow init" in err
+    assert 1 == len(err.strip().splitlines())
+    code, _, err = _run(config_path, capsys, "serve")
+    assert (1, "mailflow: error: the database schema is missing or old: run `mailflow init` first\n") == (
+        code,
+        err,
+    )
