@@ -18,8 +18,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Inbound, Mailer, record_event
-from mailflow.app.handlers import HANDLERS, Work, group_refs, handle_help, handle_token_reply
+from mailflow.app.handlers import HANDLERS, group_refs, handle_help
+from mailflow.app.replies import handle_token_reply
 from mailflow.app.runtime import Runtime
+from mailflow.app.work import Work
 from mailflow.core.intent import classify
 from mailflow.core.loops import loop_kind
 from mailflow.core.model import ParsedMail

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mailflow.app.effects import Mailer
-from mailflow.app.handlers import apply_verdict
 from mailflow.app.process import process_one
+from mailflow.app.replies import apply_verdict
 from mailflow.app.runtime import Runtime
 from mailflow.core.lifecycle import NotAllowedError
 from mailflow.core.model import Decision, Verdict
