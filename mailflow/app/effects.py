@@ -110,6 +110,7 @@ class Mailer:
         self._parsed = parsed
         self._inbound = inbound
         self._groups: list[dict[str, Any]] | None = None
+        self._suppression: dict[str, bool] = {}
 
     def groups_context(self) -> list[dict[str, Any]]:
         """The open groups, for help and refusal mails."""
@@ -122,6 +123,12 @@ class Mailer:
             ]
         return self._groups
 
+    def _suppressed(self, to: str) -> bool:
+        if to not in self._suppression:
+            found = self._session.connection().execute(_SUPPRESSED, {"email": to}).first()
+            self._suppression[to] = found is not None
+        return self._suppression[to]
+
     def _rate_limited(self, to: str) -> bool:
         limit = self._runtime.settings.limits.replies_per_sender_per_hour
         since = self._now - timedelta(hours=1)
@@ -133,7 +140,7 @@ class Mailer:
         session, runtime, now = self._session, self._runtime, self._now
         to = mail.to.lower()
         connection = session.connection()
-        if connection.execute(_SUPPRESSED, {"email": to}).first() is not None:
+        if self._suppressed(to):
             record_event(session, "mail_suppressed", now, request=request, actor=to, detail=mail.template)
             return None
         if mail.answers_sender and self._rate_limited(to):

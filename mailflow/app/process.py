@@ -116,19 +116,27 @@ _WRITE_BACK = (
 )
 
 
-def _claim(session: Session, inbound_id: int) -> Inbound | None:
+def _claim(session: Session, inbound_id: int, raw: bytes | None) -> Inbound | None:
     """Take a pending message for this transaction; None when another worker has it or it is done."""
     connection = session.connection()
     if connection.execute(_CLAIM, {"claim_id": inbound_id}).rowcount != 1:
         return None
-    return Inbound(inbound_id, connection.execute(_RAW, {"id": inbound_id}).scalar_one())
+    if raw is None:
+        raw = connection.execute(_RAW, {"id": inbound_id}).scalar_one()
+    return Inbound(inbound_id, raw)
 
 
-def process_one(runtime: Runtime, inbound_id: int) -> Disposition:
-    """Process one stored message; a failure quarantines it with its reason and never raises."""
+def process_one(runtime: Runtime, inbound_id: int, raw: bytes | None = None) -> Disposition:
+    """Process one stored message; a failure quarantines it with its reason and never raises.
+
+    Args:
+        runtime: the service.
+        inbound_id: the stored message's id.
+        raw: its bytes when the caller still holds them (saves reading them back).
+    """
     try:
         with runtime.sessions.begin() as session:
-            inbound = _claim(session, inbound_id)
+            inbound = _claim(session, inbound_id, raw)
             if inbound is None:
                 status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
                 return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
@@ -241,7 +249,7 @@ class Pipeline:
             return _STATUS_DISPOSITION.get(stored.status, Disposition.PROCESSED)
         if not self._process_now:
             return Disposition.PENDING
-        return process_one(self._runtime, stored.inbound_id)
+        return process_one(self._runtime, stored.inbound_id, raw)
 
 
 class Cursors:
