@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,7 +102,13 @@ def _finish(runtime: Runtime, row_id: int, **values: object) -> None:
         session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
 
 
-def send_once(runtime: Runtime, transport: Transport, *, limit: int = 10_000) -> SendResult:
+def send_once(
+    runtime: Runtime,
+    transport: Transport,
+    *,
+    limit: int = 10_000,
+    should_stop: Callable[[], bool] | None = None,
+) -> SendResult:
     """Deliver every due outbox row once; return what happened.
 
     A recipient 5xx fails the row for good and suppresses the address; a 4xx or a connection error retries
@@ -117,6 +124,8 @@ def send_once(runtime: Runtime, transport: Transport, *, limit: int = 10_000) ->
     interval = 60.0 / settings.rate_per_minute if settings.rate_per_minute else 0.0
     last = 0.0
     for row_id in _due_ids(runtime, limit):
+        if should_stop is not None and should_stop():
+            break
         row = _claim(runtime, row_id)
         if row is None:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -218,7 +219,9 @@ def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail
     return parsed
 
 
-def process_pending(runtime: Runtime, limit: int = 1000) -> int:
+def process_pending(
+    runtime: Runtime, limit: int = 1000, on_processed: Callable[[], None] | None = None
+) -> int:
     """Process stored messages still ``pending`` (after a crash, or queued by a listener); return how many."""
     with runtime.sessions() as session:
         ids = list(
@@ -231,16 +234,28 @@ def process_pending(runtime: Runtime, limit: int = 1000) -> int:
         )
     for inbound_id in ids:
         process_one(runtime, inbound_id)
+        if on_processed is not None:
+            on_processed()
     return len(ids)
 
 
 class Pipeline:
     """The :class:`~mailflow.intake.base.Sink` every intake adapter feeds: store, then process."""
 
-    def __init__(self, runtime: Runtime, *, process_now: bool = True) -> None:
-        """Feed ``runtime``'s store; with ``process_now`` false, only store (a worker processes later)."""
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        process_now: bool = True,
+        on_processed: Callable[[], None] | None = None,
+    ) -> None:
+        """Feed ``runtime``'s store; with ``process_now`` false, only store (a worker processes later).
+
+        ``on_processed`` is called after each message this pipeline processed (to wake the sender).
+        """
         self._runtime = runtime
         self._process_now = process_now
+        self._on_processed = on_processed
 
     def accept(self, raw: bytes, source: str, source_key: str) -> Disposition:
         """Store ``raw`` durably, then process it unless a worker will."""
@@ -249,7 +264,10 @@ class Pipeline:
             return _STATUS_DISPOSITION.get(stored.status, Disposition.PROCESSED)
         if not self._process_now:
             return Disposition.PENDING
-        return process_one(self._runtime, stored.inbound_id, raw)
+        outcome = process_one(self._runtime, stored.inbound_id, raw)
+        if self._on_processed is not None:
+            self._on_processed()
+        return outcome
 
 
 class Cursors:

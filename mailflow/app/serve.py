@@ -1,7 +1,8 @@
 """``mailflow serve``: intake, processing and the outbox sender, until SIGTERM or SIGINT.
 
-One worker thread processes stored messages and drains the outbox; the SMTP listener wakes it the moment a
-message is stored, so a reply leaves within milliseconds. IMAP runs in a thread of its own.
+One thread processes stored messages, woken by the SMTP listener the moment a message is stored; another
+drains the outbox, woken as soon as a message has been processed, so a reply leaves within milliseconds and
+slow deliveries (fsync, a remote relay) never hold up processing. IMAP runs in a thread of its own.
 """
 
 from __future__ import annotations
@@ -26,16 +27,28 @@ log = logging.getLogger("mailflow.serve")
 IDLE_WAKE_SECONDS = 5.0
 
 
-def _worker(runtime: Runtime, transport: Transport, wake: threading.Event, stop: threading.Event) -> None:
+def _processor(runtime: Runtime, wake: threading.Event, sent: threading.Event, stop: threading.Event) -> None:
+    """Process stored messages as soon as the listener wakes us (or every few seconds)."""
     while not stop.is_set():
         wake.wait(IDLE_WAKE_SECONDS)
         wake.clear()
         try:
-            while process_pending(runtime, limit=200):
-                send_once(runtime, transport)
-            send_once(runtime, transport)
+            while process_pending(runtime, limit=200, on_processed=sent.set):
+                pass
         except Exception:
-            log.exception("worker round failed; retrying in %s s", IDLE_WAKE_SECONDS)
+            log.exception("processing round failed; retrying in %s s", IDLE_WAKE_SECONDS)
+            stop.wait(IDLE_WAKE_SECONDS)
+
+
+def _sender(runtime: Runtime, transport: Transport, wake: threading.Event, stop: threading.Event) -> None:
+    """Drain the outbox whenever processing queued mail, and every few seconds for retries that fall due."""
+    while not stop.is_set():
+        wake.wait(IDLE_WAKE_SECONDS)
+        wake.clear()
+        try:
+            send_once(runtime, transport, should_stop=stop.is_set)
+        except Exception:
+            log.exception("sending round failed; retrying in %s s", IDLE_WAKE_SECONDS)
             stop.wait(IDLE_WAKE_SECONDS)
 
 
@@ -63,10 +76,12 @@ def serve(
         raise MailflowError("the database schema is missing or old: run `mailflow init` first")
     stop = stop or threading.Event()
     wake = threading.Event()
+    sent = threading.Event()
     _on_signals(stop, wake)
     transport = make_transport(settings.smtp, settings.maildir, settings.smtp.password())
     threads = [
-        threading.Thread(target=_worker, args=(runtime, transport, wake, stop), name="worker", daemon=True)
+        threading.Thread(target=_processor, args=(runtime, wake, sent, stop), name="processor", daemon=True),
+        threading.Thread(target=_sender, args=(runtime, transport, sent, stop), name="sender", daemon=True),
     ]
     listener = None
     if settings.smtp_intake.enabled:
@@ -89,7 +104,8 @@ def serve(
             settings.smtp_intake.port,
         )
     if settings.imap is not None and settings.imap.enabled:
-        imap = ImapIntake(settings.imap, settings.imap.password(), Pipeline(runtime), Cursors(runtime))
+        pipeline = Pipeline(runtime, on_processed=sent.set)
+        imap = ImapIntake(settings.imap, settings.imap.password(), pipeline, Cursors(runtime))
         threads.append(threading.Thread(target=imap.run, args=(stop,), name="imap", daemon=True))
     for thread in threads:
         thread.start()
@@ -103,6 +119,7 @@ def serve(
     finally:
         stop.set()
         wake.set()
+        sent.set()
         if listener is not None:
             listener.stop()
         for thread in threads:

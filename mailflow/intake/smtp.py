@@ -111,6 +111,8 @@ def make_listener(
         hostname=settings.host,
         port=settings.port,
         data_size_limit=settings.max_message_bytes,
+        # A fixed name for the greeting; without it aiosmtpd resolves the host's FQDN on every connection.
+        server_hostname=service_address.rpartition("@")[2],
         decode_data=False,
         ready_timeout=10.0,
     )
