@@ -109,17 +109,7 @@ def _carry_out(work: Work, plan_: Plan, request: Request, contact: Contact, grou
         # A refusal creates no request; the event still records what was refused.
         work.session.delete(request)
         work.session.flush()
-        apply_plan(
-            work.session,
-            work.mailer,
-            plan_,
-            work.now,
-            request=None,
-            contact=contact,
-            group=group,
-            actor=contact.email,
-            inbound=work.inbound,
-        )
+        work.refuse(contact, plan_, group)
         return
     apply_plan(
         work.session,
@@ -166,17 +156,7 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
             " is already with the secretariat.",
             event="duplicate_request",
         )
-        apply_plan(
-            session,
-            work.mailer,
-            plan,
-            work.now,
-            request=None,
-            contact=contact,
-            group=None,
-            actor=contact.email,
-            inbound=work.inbound,
-        )
+        work.refuse(contact, plan)
         return
     request = _new_request(work, RequestKind.START, contact, topic=topic[:300], aim=intent.aim[:5000])
     facts = StartFacts(

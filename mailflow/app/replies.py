@@ -183,17 +183,7 @@ def _approver_reply(
     except NotAllowedError as exc:
         decided = f" by {request.decided_by}" if request.decided_by else ""
         plan = refusal(sender, f"{exc} (request #{request.id}{decided})", event="decision_refused")
-        apply_plan(
-            session,
-            work.mailer,
-            plan,
-            work.now,
-            request=None,
-            contact=contact,
-            group=None,
-            actor=sender,
-            inbound=work.inbound,
-        )
+        work.refuse(contact, plan)
     del token
 
 
@@ -239,17 +229,7 @@ def _requester_answer(work: Work, contact: Contact, request: Request, token: Rep
         plan = decide_answer(pending, answer, work.runtime.settings.secretariat.approvers)
     except NotAllowedError as exc:
         plan = refusal(contact.email, str(exc), event="answer_refused")
-        apply_plan(
-            session,
-            work.mailer,
-            plan,
-            work.now,
-            request=None,
-            contact=contact,
-            group=None,
-            actor=contact.email,
-            inbound=work.inbound,
-        )
+        work.refuse(contact, plan)
         return
     token.used_at = work.now
     if request.kind == RequestKind.START.value and len(request.aim.split()) < 3:

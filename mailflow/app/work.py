@@ -7,9 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Inbound, Mailer
+from mailflow.app.effects import Inbound, Mailer, apply_plan
 from mailflow.app.runtime import Runtime
 from mailflow.core.model import ParsedMail
+from mailflow.core.plans import Plan
+from mailflow.store.schema import Contact, Group
 
 
 @dataclass
@@ -22,3 +24,17 @@ class Work:
     inbound: Inbound
     parsed: ParsedMail
     mailer: Mailer
+
+    def refuse(self, contact: Contact, plan: Plan, group: Group | None = None) -> None:
+        """Carry out a plan that changes no request: its event and its reply to ``contact``."""
+        apply_plan(
+            self.session,
+            self.mailer,
+            plan,
+            self.now,
+            request=None,
+            contact=contact,
+            group=group,
+            actor=contact.email,
+            inbound=self.inbound,
+        )
