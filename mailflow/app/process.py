@@ -25,7 +25,7 @@ from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
 from mailflow.core.intent import classify
 from mailflow.core.loops import loop_kind
-from mailflow.core.model import ParsedMail
+from mailflow.core.model import GroupRef, ParsedMail
 from mailflow.core.parse import parse_message, precheck
 from mailflow.core.tokens import find_tokens
 from mailflow.errors import StoreUnavailableError
@@ -179,6 +179,18 @@ def _write_back(session: Session, inbound: Inbound, parsed: ParsedMail | None, n
     session.connection().execute(_WRITE_BACK, values)
 
 
+def _subject_to_read(parsed: ParsedMail, our_domain: str, groups: list[GroupRef]) -> str:
+    """The subject to classify: the subject itself, unless the mail replies to one of ours.
+
+    A reply to our mail echoes our words ("Re: Welcome to ... group"), so there only an exact command the
+    sender typed into the subject counts, and otherwise the body speaks.
+    """
+    ours = "@" + our_domain.lower()
+    if not any(ref.lower().endswith(ours) for ref in (*parsed.in_reply_to, *parsed.references)):
+        return parsed.subject
+    return parsed.subject if classify(parsed.subject, "", groups, has_token=False).exact else ""
+
+
 def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail | None:
     """Decide what one claimed message means and carry it out; return what was read of it."""
     settings = runtime.settings
@@ -203,7 +215,9 @@ def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail
         inbound.status, inbound.reason = "quarantined", "no sender address could be read"
         return parsed
     tokens = find_tokens(settings.network.address, parsed.recipients, parsed.subject)
-    intent = classify(parsed.subject, parsed.text, group_refs(session), has_token=bool(tokens))
+    groups = group_refs(session)
+    subject = _subject_to_read(parsed, settings.network.domain, groups)
+    intent = classify(subject, parsed.text, groups, has_token=bool(tokens))
     inbound.reason = intent.kind.value
     contact = repo.contact_for(session, parsed.from_addr, parsed.from_name, now)
     work = Work(

@@ -120,3 +120,33 @@ def test_authenticated_approvals_need_our_servers_dmarc_pass(tmp_path, database_
         assert ["approved"] == _state(runtime)
     finally:
         runtime.engine.dispose()
+
+
+def _reply_to_ours(runtime: Runtime, kind: str, text: str) -> bytes:
+    [row] = _outbox(runtime, kind, "anna@ghent.example")
+    from mailflow.testing import plain_reply  # noqa: PLC0415
+
+    return plain_reply(row.raw, "anna@ghent.example", text)
+
+
+def test_reply_to_our_mail_is_read_by_its_body(runtime: Runtime, clock: Clock):
+    """A reply to our acknowledgement saying STATUS gets the status, not a second join request."""
+    _feed(runtime, request_mail("anna@ghent.example", "JOIN circular", "Hello"))
+    _feed(runtime, _reply_to_ours(runtime, "acknowledge", "STATUS"))
+    assert 1 == len(_outbox(runtime, "status", "anna@ghent.example"))
+    assert [] == _outbox(runtime, "refusal", "anna@ghent.example")
+    assert ["pending_approval"] == _state(runtime)
+
+
+def test_thanks_in_reply_to_a_welcome_is_not_a_join(runtime: Runtime, clock: Clock):
+    """Thanking for the welcome mail does not read as a second request to join ("already a member")."""
+    _feed(runtime, request_mail("anna@ghent.example", "JOIN circular", "Hello"))
+    from mailflow.app.queries import decide  # noqa: PLC0415
+    from mailflow.core.model import Verdict  # noqa: PLC0415
+
+    with runtime.sessions() as session:
+        request_id = session.scalars(select(Request.id)).one()
+    decide(runtime, request_id, Verdict.APPROVE)
+    _feed(runtime, _reply_to_ours(runtime, "welcome", "Thanks a lot!"))
+    assert [] == _outbox(runtime, "refusal", "anna@ghent.example")
+    assert 1 == len(_state(runtime))
