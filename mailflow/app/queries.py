@@ -193,7 +193,7 @@ def decide(
     """
     now = runtime.clock()
     with runtime.sessions.begin() as session:
-        request = session.get(Request, request_id)
+        request = session.get(Request, request_id, with_for_update=True)
         if request is None:
             raise NotFoundError(f"no request with id {request_id}; `mailflow requests --json` lists them")
         try:

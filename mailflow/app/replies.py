@@ -85,7 +85,8 @@ def handle_token_reply(work: Work, intent: Intent, contact: Contact) -> None:
     if chosen is None:
         _refuse_token(work, sender, best[0], best[1].request_id if best[1] else None)
         return
-    request = session.get(Request, chosen.request_id)
+    # Lock the request row: two approvers answering at once on PostgreSQL must not both decide.
+    request = session.get(Request, chosen.request_id, with_for_update=True)
     if request is None:  # pragma: no cover - tokens are deleted only with their request
         _refuse_token(work, sender, TokenVerdict.UNKNOWN, None)
         return
