@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Inbound, Mailer, record_event
@@ -35,6 +36,7 @@ from mailflow.store.schema import InboundMessage
 
 log = logging.getLogger("mailflow.process")
 
+_CONFLICT_ATTEMPTS = 3
 _STATUS_DISPOSITION = {
     "processed": Disposition.PROCESSED,
     "ignored": Disposition.PROCESSED,
@@ -128,27 +130,51 @@ def _claim(session: Session, inbound_id: int, raw: bytes | None) -> Inbound | No
 
 
 def process_one(runtime: Runtime, inbound_id: int, raw: bytes | None = None) -> Disposition:
-    """Process one stored message; a failure quarantines it with its reason and never raises.
+    """Process one stored message; a failure of the message quarantines it with its reason.
 
     Args:
         runtime: the service.
         inbound_id: the stored message's id.
         raw: its bytes when the caller still holds them (saves reading them back).
+
+    Raises:
+        StoreUnavailableError: the database failed; the message stays pending.
     """
-    try:
-        with runtime.sessions.begin() as session:
-            inbound = _claim(session, inbound_id, raw)
-            if inbound is None:
-                status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
-                return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
-            parsed = _process(session, runtime, inbound)
-            _write_back(session, inbound, parsed, runtime.clock())
-            return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
-    except Exception as exc:
-        reason = f"{exc.__class__.__name__}: {exc}"
-        log.exception("message %s quarantined", inbound_id)
-        _quarantine(runtime, inbound_id, reason, traceback.format_exc(limit=5))
-        return Disposition.QUARANTINED
+    for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+        try:
+            return _process_once(runtime, inbound_id, raw)
+        except IntegrityError:
+            # A concurrent worker inserted the same row first (the same new contact, say): the transaction
+            # rolled back whole, so trying again sees that row and is safe.
+            if attempt == _CONFLICT_ATTEMPTS:
+                return _contain(runtime, inbound_id)
+        except OperationalError as exc:
+            # The database itself failed (down, locked, connection lost): the message stays pending and is
+            # processed again later; quarantining it would blame the message for the store's trouble.
+            raise StoreUnavailableError(f"processing message {inbound_id}: {exc.__class__.__name__}") from exc
+        except Exception:
+            return _contain(runtime, inbound_id)
+    return Disposition.QUARANTINED  # pragma: no cover - the loop always returns
+
+
+def _process_once(runtime: Runtime, inbound_id: int, raw: bytes | None) -> Disposition:
+    with runtime.sessions.begin() as session:
+        inbound = _claim(session, inbound_id, raw)
+        if inbound is None:
+            status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
+            return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
+        parsed = _process(session, runtime, inbound)
+        _write_back(session, inbound, parsed, runtime.clock())
+        return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
+
+
+def _contain(runtime: Runtime, inbound_id: int) -> Disposition:
+    """Quarantine the message whose processing just raised, with the exception as its reason."""
+    exc = sys.exc_info()[1]
+    reason = f"{exc.__class__.__name__}: {exc}"
+    log.error("message %s quarantined: %s", inbound_id, reason, exc_info=exc)
+    _quarantine(runtime, inbound_id, reason, traceback.format_exc(limit=5))
+    return Disposition.QUARANTINED
 
 
 def _quarantine(runtime: Runtime, inbound_id: int, reason: str, detail: str) -> None:

@@ -83,7 +83,8 @@ def contact_for(session: Session, email: str, name: str, now: datetime) -> Conta
         session.add(contact)
         session.flush()
         return contact
-    contact = session.get_one(Contact, row[0])
+    # Locking the sender's row makes two workers (PostgreSQL) handle one sender's mails one after the other.
+    contact = session.get_one(Contact, row[0], with_for_update=True)
     if contact.organisation_id is None:
         organisation = organisation_for_address(session, email)
         if organisation is not None:

@@ -150,3 +150,27 @@ def test_thanks_in_reply_to_a_welcome_is_not_a_join(runtime: Runtime, clock: Clo
     _feed(runtime, _reply_to_ours(runtime, "welcome", "Thanks a lot!"))
     assert [] == _outbox(runtime, "refusal", "anna@ghent.example")
     assert 1 == len(_state(runtime))
+
+
+def test_store_failure_while_processing_leaves_the_message_pending(runtime: Runtime, database_url: str):
+    """When the database fails mid-processing, the message is not blamed: it stays pending for a retry."""
+    import pytest  # noqa: PLC0415
+    from sqlalchemy import text  # noqa: PLC0415
+
+    from mailflow.app.process import process_one, store_raw  # noqa: PLC0415
+    from mailflow.errors import StoreUnavailableError  # noqa: PLC0415
+    from mailflow.store.schema import InboundMessage  # noqa: PLC0415
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite reports a vanished table as OperationalError, as it does a failing disk")
+    stored = store_raw(runtime, request_mail("anna@ghent.example", "HELP", ""), "file")
+    with runtime.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE events RENAME TO events_away"))
+    with pytest.raises(StoreUnavailableError):
+        process_one(runtime, stored.inbound_id)
+    with runtime.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE events_away RENAME TO events"))
+    with runtime.sessions() as session:
+        assert "pending" == session.get_one(InboundMessage, stored.inbound_id).status
+    process_one(runtime, stored.inbound_id)
+    assert 1 == len(_outbox(runtime, "help", "anna@ghent.example"))
