@@ -21,7 +21,8 @@ import pytest
 
 from mailflow.cli import main
 from mailflow.testing import APPROVER, DEMO_REGISTRY, SERVICE, outlook_reply, request_mail, write_config
-from tests.servers.sink import free_port
+from tests.servers.dovecot import DovecotServer
+from tests.servers.sink import SmtpSink, free_port
 
 
 def _wait_port(port: int, deadline: float) -> None:
@@ -93,3 +94,44 @@ def test_serve_runs_the_whole_story_and_stops_cleanly(tmp_path: Path, database_u
             pytest.fail(f"serve did not stop on SIGTERM:\n{output.decode(errors='replace')}")
     assert 0 == server.returncode, output.decode(errors="replace")
     assert b"mailflow stopped" in output
+
+
+def test_serve_reads_imap_and_sends_through_smtp(
+    tmp_path: Path, database_url: str, dovecot: DovecotServer, sink: SmtpSink
+):
+    """The production shape: serve watches a real IMAP mailbox (IDLE) and replies through a real relay."""
+    dovecot.reset()
+    (tmp_path / "pw").write_text(dovecot.password, encoding="utf-8")
+    imap = (
+        f'[imap]\nhost = "127.0.0.1"\nport = {dovecot.port}\nsecurity = "none"\n'
+        f'username = "{dovecot.username}"\npassword_file = "pw"\nidle_renew_seconds = 60\n'
+    )
+    smtp = f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"'
+    config = write_config(tmp_path, database_url, extra=imap, smtp=smtp)
+    registry = tmp_path / "registry.csv"
+    registry.write_text(DEMO_REGISTRY, encoding="utf-8")
+    assert 0 == main(["--config", str(config), "init"])
+    assert 0 == main(["--config", str(config), "org", "import", str(registry)])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mailflow", "--config", str(config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        dovecot.deliver(request_mail("anna@ghent.example", "JOIN circular", "Hello"))
+        received = sink.wait_for(3, timeout=30)
+        kinds = sorted(_parse(item.data)["X-Mailflow"] for item in received)
+        assert ["acknowledge", "approval_request", "approval_request"] == kinds
+        assert 1 == len(dovecot.list_uids("Processed"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert 0 == server.returncode, output.decode(errors="replace")
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
