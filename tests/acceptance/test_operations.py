@@ -116,3 +116,22 @@ def test_commands_before_init_say_what_to_do(config_path: Path, capsys: pytest.C
         code,
         err,
     )
+
+
+def test_ingest_reads_standard_input_as_an_mta_pipe(config_path: Path):
+    """`mailflow ingest -` takes the message on stdin, as an MTA pipe delivers it."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    assert 0 == main(["--config", str(config_path), "init"])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-m", "mailflow", "--config", str(config_path), "ingest", "-"],
+        input=request_mail("anna@ghent.example", "HELP", ""),
+        capture_output=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert (0, b"1 processed, 0 quarantined\n") == (done.returncode, done.stdout)
