@@ -43,6 +43,7 @@ _DATE_BATCH = 500
 _IDLE_CHECK_SECONDS = 2.0
 _BACKOFF_FIRST = 1.0
 _BACKOFF_MAX = 300.0
+_STABLE_SECONDS = 60.0
 _random = secrets.SystemRandom()
 
 
@@ -197,10 +198,14 @@ class ImapIntake:
 
     def _session(self, client: IMAPClient, stop: threading.Event, backoff: _Backoff) -> None:
         store_backoff = _Backoff()
+        connected = time.monotonic()
         use_idle = self._settings.idle and bool(client.has_capability("IDLE"))
         while not stop.is_set():
             result = self._catch_up(client)
-            backoff.reset()
+            # Only a connection that has stayed up a while earns a fresh backoff: a server that accepts
+            # the login and then drops us during IDLE is not hammered once a second.
+            if time.monotonic() - connected >= _STABLE_SECONDS:
+                backoff.reset()
             if result.store_unavailable:
                 stop.wait(store_backoff.next_delay())
                 continue
