@@ -53,6 +53,32 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=base + jitter)
 
 
+class Pacer:
+    """Spaces deliveries to a configured rate per minute (Microsoft 365 takes 30), across drains."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Allow ``per_minute`` deliveries a minute; 0 means no limit."""
+        self._interval = 60.0 / per_minute if per_minute else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._last: float | None = None
+
+    def wait(self) -> None:
+        """Sleep until the next delivery is allowed."""
+        if not self._interval:
+            return
+        if self._last is not None:
+            delay = self._last + self._interval - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+        self._last = self._clock()
+
+
 def paused_until(runtime: Runtime) -> datetime | None:
     """When a paused queue resumes, or None when it is running."""
     with runtime.sessions() as session:
@@ -108,6 +134,7 @@ def send_once(
     *,
     limit: int = 10_000,
     should_stop: Callable[[], bool] | None = None,
+    pacer: Pacer | None = None,
 ) -> SendResult:
     """Deliver every due outbox row once; return what happened.
 
@@ -121,18 +148,14 @@ def send_once(
         result.paused = f"paused until {until.isoformat()}"
         return result
     settings = runtime.settings.smtp
-    interval = 60.0 / settings.rate_per_minute if settings.rate_per_minute else 0.0
-    last = 0.0
+    pacer = pacer or Pacer(settings.rate_per_minute)
     for row_id in _due_ids(runtime, limit):
         if should_stop is not None and should_stop():
             break
         row = _claim(runtime, row_id)
         if row is None:
             continue
-        if interval:
-            # A relay such as Microsoft 365 accepts only so many messages a minute.
-            time.sleep(max(0.0, last + interval - time.monotonic()))
-            last = time.monotonic()
+        pacer.wait()
         if not _deliver_one(runtime, transport, row, result):
             break
     if result.sent or result.failed or result.retried:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from mailflow.app.outbox import send_once
+from mailflow.app.outbox import Pacer, send_once
 from mailflow.app.process import Cursors, Pipeline, process_pending
 from mailflow.app.runtime import Runtime
 from mailflow.errors import MailflowError
@@ -42,11 +42,12 @@ def _processor(runtime: Runtime, wake: threading.Event, sent: threading.Event, s
 
 def _sender(runtime: Runtime, transport: Transport, wake: threading.Event, stop: threading.Event) -> None:
     """Drain the outbox whenever processing queued mail, and every few seconds for retries that fall due."""
+    pacer = Pacer(runtime.settings.smtp.rate_per_minute)
     while not stop.is_set():
         wake.wait(IDLE_WAKE_SECONDS)
         wake.clear()
         try:
-            send_once(runtime, transport, should_stop=stop.is_set)
+            send_once(runtime, transport, should_stop=stop.is_set, pacer=pacer)
         except Exception:
             log.exception("sending round failed; retrying in %s s", IDLE_WAKE_SECONDS)
             stop.wait(IDLE_WAKE_SECONDS)
