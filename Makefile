@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck imports pytest fmt bench clean
+.PHONY: run test services lint typecheck imports pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ run: $(STAMP)
 	$(BIN)/mailflow org import demo/organisations.csv
 	$(BIN)/mailflow serve
 
-test: lint typecheck imports pytest
+test: services lint typecheck imports pytest
+
+services:
+	bash scripts/test-services.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check mailflow tests bench
@@ -29,7 +32,7 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) services
 	$(BIN)/pytest -q
 
 fmt: $(STAMP)
