@@ -25,6 +25,7 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check mailflow tests bench
 	$(BIN)/ruff format --check mailflow tests bench
+	$(BIN)/codespell mailflow templates tests README.md CHANGELOG.md bench demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
