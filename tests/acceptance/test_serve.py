@@ -54,21 +54,26 @@ def _send(port: int, sender: str, raw: bytes, recipient: str = SERVICE) -> None:
         client.sendmail(sender, [recipient], raw)
 
 
-def test_serve_runs_the_whole_story_and_stops_cleanly(tmp_path: Path, database_url: str):
-    """Join over SMTP; acknowledgement and approval request in the Maildir; APPROVE; welcome; SIGTERM."""
-    port = free_port()
-    config = write_config(tmp_path, database_url, intake_port=port)
-    registry = tmp_path / "registry.csv"
+def _start_serve(config: Path) -> subprocess.Popen[bytes]:
+    """Initialise the service of ``config`` with the demo registry and start `mailflow serve` on it."""
+    registry = config.parent / "registry.csv"
     registry.write_text(DEMO_REGISTRY, encoding="utf-8")
     assert 0 == main(["--config", str(config), "init"])
     assert 0 == main(["--config", str(config), "org", "import", str(registry)])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "mailflow", "--config", str(config), "serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
     )
+
+
+def test_serve_runs_the_whole_story_and_stops_cleanly(tmp_path: Path, database_url: str):
+    """Join over SMTP; acknowledgement and approval request in the Maildir; APPROVE; welcome; SIGTERM."""
+    port = free_port()
+    config = write_config(tmp_path, database_url, intake_port=port)
+    server = _start_serve(config)
     try:
         _wait_port(port, time.monotonic() + 20)
         sent = tmp_path / "sent"
@@ -108,17 +113,7 @@ def test_serve_reads_imap_and_sends_through_smtp(
     )
     smtp = f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"'
     config = write_config(tmp_path, database_url, extra=imap, smtp=smtp)
-    registry = tmp_path / "registry.csv"
-    registry.write_text(DEMO_REGISTRY, encoding="utf-8")
-    assert 0 == main(["--config", str(config), "init"])
-    assert 0 == main(["--config", str(config), "org", "import", str(registry)])
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mailflow", "--config", str(config), "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    server = _start_serve(config)
     try:
         dovecot.deliver(request_mail("anna@ghent.example", "JOIN circular", "Hello"))
         received = sink.wait_for(3, timeout=30)
