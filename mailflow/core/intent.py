@@ -109,6 +109,12 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(word.replace("_", " ") for word in text.split())
 
 
+# Words that turn "we would like to join" into "we would not like to join", per language, and how many
+# words before the verb they may stand.
+_NEGATIONS: Final = _words("not t never no nicht kein keine keinen pas ne jamais non niet geen nunca nessun")
+_NEGATION_REACH: Final = 4
+
+
 def _compile(table: dict[str, str]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(table.values()) + r")\b")
 
@@ -338,12 +344,27 @@ def _command(line: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
     return _group_intent(kind, _find(argument or body, groups), argument, exact=True)
 
 
+def _negated(folded: str, match: re.Match[str]) -> bool:
+    """Whether a negation stands just before the match ("we are not interested in joining")."""
+    before = folded[: match.start()].split()[-_NEGATION_REACH:]
+    return any(word in _NEGATIONS for word in before)
+
+
+def _asks(pattern: re.Pattern[str], folded: str, kind: IntentKind) -> bool:
+    match = pattern.search(folded)
+    if match is None:
+        return False
+    # Only joining and starting are ever declined in so many words; a leave or a status question
+    # with "not" in it ("we can no longer take part", "we have not heard back") still asks for it.
+    return kind not in {IntentKind.JOIN, IntentKind.START} or not _negated(folded, match)
+
+
 def _free_text(subject: str, body: str, groups: Sequence[GroupRef]) -> Intent:
     sentences = _sentences(subject) + _sentences(body)
     folded = [(sentence, normalise(sentence)) for sentence in sentences]
     generic = normalise(subject) in _GENERIC_SUBJECTS
     for kind, pattern in _INTENTS:
-        sentence = next((s for s, f in folded if pattern.search(f)), None)
+        sentence = next((s for s, f in folded if _asks(pattern, f, kind)), None)
         if sentence is None:
             continue
         if kind is IntentKind.START:
@@ -356,6 +377,17 @@ def _free_text(subject: str, body: str, groups: Sequence[GroupRef]) -> Intent:
             )
             return _group_intent(kind, found, exact=False)
         return Intent(kind)
+    return _without_verb(subject, body, groups, folded, generic=generic)
+
+
+def _without_verb(
+    subject: str, body: str, groups: Sequence[GroupRef], folded: list[tuple[str, str]], *, generic: bool
+) -> Intent:
+    """No phrase asked for anything: a subject that is a group's name is still a join request."""
+    join = dict(_INTENTS)[IntentKind.JOIN]
+    if any(join.search(f) for _, f in folded):
+        # Joining was mentioned, and declined: "we are not interested in joining" is no request.
+        return Intent(IntentKind.UNKNOWN)
     for text in (subject, body if generic else ""):
         found = _find(text, groups)
         if found.slugs and found.leftover <= 1:

@@ -397,3 +397,25 @@ def test_classify_start_topic_from_subject() -> None:
     """A start request without a topic in its text takes the (non-generic) subject as topic."""
     actual = classify("Green cleaning", "Could we set up a new group?", GROUPS, has_token=False)
     assert Intent(START, topic="Green cleaning") == actual
+
+
+@pytest.mark.parametrize(
+    ("subject", "text", "expected"),
+    [
+        (
+            "Circular group",
+            "We are not interested in joining the circular group at the moment.",
+            IntentKind.UNKNOWN,
+        ),
+        ("Re: invitation", "We don't want to take part in the circular group.", IntentKind.UNKNOWN),
+        ("Circular", "Wir möchten nicht teilnehmen.", IntentKind.UNKNOWN),
+        ("Groupe circulaire", "Nous ne souhaitons pas participer au groupe circular.", IntentKind.UNKNOWN),
+        ("Circular", "We would like to join the circular group; it is not urgent.", IntentKind.JOIN),
+        ("Hello", "No problem, we would like to join the circular group.", IntentKind.JOIN),
+        ("Circular", "We can no longer take part in the circular group.", IntentKind.LEAVE),
+    ],
+    ids=["en-not", "en-dont", "de-nicht", "fr-ne-pas", "not-after", "no-far-before", "leave-kept"],
+)
+def test_declined_join_is_not_a_request(subject: str, text: str, expected: IntentKind) -> None:
+    """A negation just before the verb declines: "not interested in joining" makes no join request."""
+    assert expected == classify(subject, text, GROUPS, has_token=False).kind
