@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from mailflow.store.schema import (
     Membership,
     Request,
 )
+
+REPEAT_WINDOW = timedelta(days=30)
+"""A request repeated within this time after it was declined or forwarded makes no second lead or forward."""
 
 _OPEN_GROUPS = select(Group.slug, Group.name, Group.aliases, Group.associated).where(Group.status != "closed")
 
@@ -99,6 +103,9 @@ def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
         already_member=repo.is_active_member(session, group.id, contact.id),
         organisation_member=repo.organisation_is_member(session, group.id, contact.organisation_id),
         open_request_id=existing.id if existing else None,
+        answered=repo.recently_answered(
+            session, contact.id, RequestKind.JOIN, since=work.now - REPEAT_WINDOW, group_id=group.id
+        ),
     )
     plan = decide_join(facts)
     _carry_out(work, plan, request, contact, group)
@@ -168,6 +175,9 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         approvers=work.runtime.settings.secretariat.approvers,
         secretariat=work.runtime.secretariat_address,
         existing_group=repo.group_facts(session, existing) if existing else None,
+        answered=repo.recently_answered(
+            session, contact.id, RequestKind.START, since=work.now - REPEAT_WINDOW, topic=topic
+        ),
     )
     _carry_out(work, decide_start(facts), request, contact, None)
 

@@ -30,6 +30,7 @@ class JoinFacts:
     already_member: bool = False
     organisation_member: bool = False
     open_request_id: int | None = None
+    answered: tuple[int, RequestState] | None = None
 
 
 def _approval_mails(request_ctx: Mapping[str, Any], approvers: tuple[str, ...]) -> tuple[Mail, ...]:
@@ -52,6 +53,22 @@ def _ineligible(facts_person: Person, request_ctx: Mapping[str, Any], secretaria
     )
 
 
+def _already_answered(to: str, answered: tuple[int, RequestState], about: str) -> Plan:
+    """The same request was answered lately: say so once more, without a second lead or forward."""
+    request_id, state = answered
+    if state is RequestState.FORWARDED:
+        reason = (
+            f"Your request #{request_id} about {about} was forwarded to the secretariat,"
+            " who will get in touch with you."
+        )
+    else:
+        reason = (
+            f"We answered your request #{request_id} already: interest groups are open to Participants"
+            " and Strategic Partners of the network, and the secretariat has your enquiry."
+        )
+    return refusal(to, reason, event="duplicate_request")
+
+
 def decide_join(facts: JoinFacts) -> Plan:  # noqa: PLR0911 - one return per rule reads as the rule list
     """Decide what a join request leads to (SPEC §2.1, §2.2, §2.7 and §5)."""
     person, group = facts.person, facts.group
@@ -72,6 +89,8 @@ def decide_join(facts: JoinFacts) -> Plan:  # noqa: PLR0911 - one return per rul
             event="duplicate_request",
             group=ctx["group"],
         )
+    if facts.answered is not None:
+        return _already_answered(person.email, facts.answered, group.name)
     if group.status == "closed":
         return refusal(person.email, f"{group.name} has closed and takes no new members.")
     if group.associated:
@@ -130,6 +149,7 @@ class StartFacts:
     approvers: tuple[str, ...]
     secretariat: str
     existing_group: GroupFacts | None = None
+    answered: tuple[int, RequestState] | None = None
 
 
 def decide_start(facts: StartFacts) -> Plan:
@@ -151,6 +171,8 @@ def decide_start(facts: StartFacts) -> Plan:
             f" To take part, send JOIN {facts.existing_group.slug}.",
             group=facts.existing_group.as_context(),
         )
+    if facts.answered is not None:
+        return _already_answered(person.email, facts.answered, facts.topic)
     if not may_take_part(person.status):
         return _ineligible(person, ctx, facts.secretariat)
     if not has_aim(facts.aim):

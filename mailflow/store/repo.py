@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from mailflow.core.lifecycle import OPEN_STATES, RequestKind
+from mailflow.core.lifecycle import OPEN_STATES, RequestKind, RequestState
 from mailflow.core.plans import GroupFacts, Person
 from mailflow.core.rules import NetworkStatus
 from mailflow.store.schema import (
@@ -23,6 +23,7 @@ from mailflow.store.schema import (
     OrgDomain,
     QueueState,
     Request,
+    UtcDateTime,
 )
 
 _ORG = Organisation.__table__
@@ -211,6 +212,51 @@ def open_request(
         params = {"contact": contact_id, "kind": kind.value, "topic": topic.lower()}
         found = session.connection().execute(_OPEN_FOR_TOPIC, params).scalar()
     return None if found is None else session.get(Request, found)
+
+
+_ANSWERED_STATES = ["declined_ineligible", "forwarded"]
+_ANSWERED_FOR_GROUP = (
+    select(_REQUEST.c.id, _REQUEST.c.state)
+    .where(
+        _REQUEST.c.contact_id == bindparam("contact"),
+        _REQUEST.c.kind == bindparam("kind"),
+        _REQUEST.c.state.in_(_ANSWERED_STATES),
+        _REQUEST.c.group_id == bindparam("group"),
+        _REQUEST.c.created_at >= bindparam("since", type_=UtcDateTime()),
+    )
+    .order_by(_REQUEST.c.id.desc())
+    .limit(1)
+)
+_ANSWERED_FOR_TOPIC = (
+    select(_REQUEST.c.id, _REQUEST.c.state)
+    .where(
+        _REQUEST.c.contact_id == bindparam("contact"),
+        _REQUEST.c.kind == bindparam("kind"),
+        _REQUEST.c.state.in_(_ANSWERED_STATES),
+        func.lower(_REQUEST.c.topic) == bindparam("topic"),
+        _REQUEST.c.created_at >= bindparam("since", type_=UtcDateTime()),
+    )
+    .order_by(_REQUEST.c.id.desc())
+    .limit(1)
+)
+
+
+def recently_answered(
+    session: Session,
+    contact_id: int,
+    kind: RequestKind,
+    *,
+    since: datetime,
+    group_id: int | None = None,
+    topic: str = "",
+) -> tuple[int, RequestState] | None:
+    """The same contact's same request, declined as ineligible or forwarded since ``since``, if any."""
+    params: dict[str, object] = {"contact": contact_id, "kind": kind.value, "since": since}
+    if group_id is not None:
+        row = session.connection().execute(_ANSWERED_FOR_GROUP, {**params, "group": group_id}).first()
+    else:
+        row = session.connection().execute(_ANSWERED_FOR_TOPIC, {**params, "topic": topic.lower()}).first()
+    return None if row is None else (row[0], RequestState(row[1]))
 
 
 def load_cursor(session: Session, mailbox_key: str) -> tuple[int, int] | None:

@@ -307,3 +307,21 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err.strip()
     assert err.startswith("mailflow: error: [smtp_intake] port:")
     assert 1 == len(err.splitlines())
+
+
+def test_repeated_ineligible_request_makes_one_lead(service: Service):
+    """An ineligible sender asking again gets one more answer, and the secretariat no second lead."""
+    _join(service, sender="bob@supplier.example")
+    _join(service, sender="bob@supplier.example", body="Please, we really want to join.")
+    assert ["declined_ineligible"] == [r["state"] for r in service.json("requests")]
+    assert 1 == len(service.sent_to(APPROVER, "lead"))
+    [again] = service.sent_to("bob@supplier.example", "refusal")
+    assert "answered your request" in again.get_body(("plain",)).get_content()
+
+
+def test_repeated_big_buyers_request_is_forwarded_once(service: Service):
+    """Asking twice about the Big Buyers Initiative forwards it to the secretariat once."""
+    for _ in range(2):
+        _join(service, subject="Big Buyers", body="We would like to join the Big Buyers initiative.")
+    assert ["forwarded"] == [r["state"] for r in service.json("requests")]
+    assert 1 == len(service.sent_to(APPROVER, "forward_associated"))
