@@ -135,3 +135,36 @@ def test_ingest_reads_standard_input_as_an_mta_pipe(config_path: Path):
         timeout=60,
     )
     assert (0, b"1 processed, 0 quarantined\n") == (done.returncode, done.stdout)
+
+
+def test_deployment_templates_override_the_shipped_ones(tmp_path: Path, database_url: str):
+    """`templates = "…"` in the config points at a deployment's own copy; its wording is what goes out."""
+    import shutil  # noqa: PLC0415
+
+    from mailflow.app.process import Pipeline  # noqa: PLC0415
+    from mailflow.app.runtime import build_runtime, default_templates  # noqa: PLC0415
+    from mailflow.app.setup import initialise  # noqa: PLC0415
+    from mailflow.config import load_settings  # noqa: PLC0415
+
+    ours = tmp_path / "our-templates"
+    shutil.copytree(default_templates(), ours)
+    (ours / "help.subject.j2").write_text("Hoe werkt het? ({{ network }})\n", encoding="utf-8")
+    config = write_config(tmp_path, database_url, extra='templates = "our-templates"')
+    text = config.read_text(encoding="utf-8")
+    # Top-level keys must come before the first table in TOML.
+    config.write_text(
+        'templates = "our-templates"\n' + text.replace('templates = "our-templates"', ""), "utf-8"
+    )
+    runtime = build_runtime(load_settings(config))
+    try:
+        initialise(runtime)
+        Pipeline(runtime).accept(request_mail("anna@ghent.example", "HELP", ""), "file", "")
+        with runtime.sessions() as session:
+            from sqlalchemy import select  # noqa: PLC0415
+
+            from mailflow.store.schema import OutboxMessage  # noqa: PLC0415
+
+            [subject] = session.scalars(select(OutboxMessage.subject)).all()
+        assert "Hoe werkt het? (Procura+ Network)" == subject
+    finally:
+        runtime.engine.dispose()
