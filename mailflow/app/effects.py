@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from mailflow.app.runtime import Runtime
 from mailflow.core.compose import render
 from mailflow.core.intent import normalise
-from mailflow.core.lifecycle import RequestState
+from mailflow.core.lifecycle import OPEN_STATES
 from mailflow.core.model import ParsedMail
 from mailflow.core.plans import Mail, Plan
-from mailflow.core.tokens import format_token, hash_token
+from mailflow.core.tokens import TOKEN_BYTES, format_token, hash_token
 from mailflow.store.schema import (
     Contact,
     Event,
@@ -31,16 +31,6 @@ from mailflow.store.schema import (
     Request,
     Suppression,
     UtcDateTime,
-)
-
-_DECIDED = frozenset(
-    {
-        RequestState.APPROVED,
-        RequestState.REJECTED,
-        RequestState.DECLINED_INELIGIBLE,
-        RequestState.FORWARDED,
-        RequestState.COMPLETED,
-    }
 )
 
 
@@ -148,7 +138,7 @@ class Mailer:
             return None
         token: str | None = None
         if mail.token is not None and request is not None:
-            token = format_token(runtime.entropy(16))
+            token = format_token(runtime.entropy(TOKEN_BYTES))
             connection.execute(
                 insert(ReplyToken),
                 {
@@ -260,7 +250,7 @@ def _move_request(request: Request, plan: Plan, now: datetime, actor: str) -> No
     request.state, request.updated_at = plan.state.value, now
     if plan.reason:
         request.reason = plan.reason
-    if plan.state in _DECIDED:
+    if plan.state not in OPEN_STATES:
         request.decided_at, request.decided_by = now, actor
 
 

@@ -13,7 +13,7 @@ from mailflow.app.work import Work
 from mailflow.core.intent import match_groups
 from mailflow.core.lifecycle import RequestKind, RequestState
 from mailflow.core.model import GroupRef, Intent, IntentKind
-from mailflow.core.plans import Mail, Plan, refusal
+from mailflow.core.plans import Mail, Plan
 from mailflow.core.workflow import (
     JoinFacts,
     LeaveFacts,
@@ -102,7 +102,7 @@ def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
         secretariat=work.runtime.secretariat_address,
         already_member=repo.is_active_member(session, group.id, contact.id),
         organisation_member=repo.organisation_is_member(session, group.id, contact.organisation_id),
-        open_request_id=existing.id if existing else None,
+        open_request_id=existing,
         answered=repo.recently_answered(
             session, contact.id, RequestKind.JOIN, since=work.now - REPEAT_WINDOW, group_id=group.id
         ),
@@ -156,15 +156,6 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         else None
     )
     duplicate = repo.open_request(session, contact.id, RequestKind.START, None, topic)
-    if duplicate is not None:
-        plan = refusal(
-            contact.email,
-            f"Your proposal #{duplicate.id} for a group on {duplicate.topic}"
-            " is already with the secretariat.",
-            event="duplicate_request",
-        )
-        work.refuse(contact, plan)
-        return
     request = _new_request(work, RequestKind.START, contact, topic=topic[:300], aim=intent.aim[:5000])
     facts = StartFacts(
         request_id=request.id,
@@ -175,6 +166,7 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         approvers=work.runtime.settings.secretariat.approvers,
         secretariat=work.runtime.secretariat_address,
         existing_group=repo.group_facts(session, existing) if existing else None,
+        open_request_id=duplicate,
         answered=repo.recently_answered(
             session, contact.id, RequestKind.START, since=work.now - REPEAT_WINDOW, topic=topic
         ),

@@ -17,6 +17,7 @@ from mailflow.core.authres import passes_dmarc
 from mailflow.core.lifecycle import NotAllowedError, RequestKind, RequestState
 from mailflow.core.model import Decision, Intent
 from mailflow.core.plans import Mail, Plan, refusal
+from mailflow.core.rules import has_aim
 from mailflow.core.tokens import StoredToken, TokenVerdict, find_tokens, hash_token, judge
 from mailflow.core.workflow import PendingRequest, decide_answer, decide_verdict
 from mailflow.store import repo
@@ -91,7 +92,7 @@ def handle_token_reply(work: Work, intent: Intent, contact: Contact) -> None:
         _refuse_token(work, sender, TokenVerdict.UNKNOWN, None)
         return
     if chosen.purpose == "approve":
-        _approver_reply(work, intent, contact, request, chosen)
+        _approver_reply(work, intent, contact, request)
     else:
         _requester_answer(work, contact, request, chosen)
 
@@ -126,9 +127,7 @@ def _consume(session: Session, request: Request, purpose: str, now: datetime) ->
         row.used_at = now
 
 
-def _approver_reply(
-    work: Work, intent: Intent, contact: Contact, request: Request, token: ReplyToken
-) -> None:
+def _approver_reply(work: Work, intent: Intent, contact: Contact, request: Request) -> None:
     session, settings = work.session, work.runtime.settings
     sender = contact.email
     if sender not in settings.secretariat.approvers:
@@ -185,7 +184,6 @@ def _approver_reply(
         decided = f" by {request.decided_by}" if request.decided_by else ""
         plan = refusal(sender, f"{exc} (request #{request.id}{decided})", event="decision_refused")
         work.refuse(contact, plan)
-    del token
 
 
 def apply_verdict(
@@ -233,7 +231,7 @@ def _requester_answer(work: Work, contact: Contact, request: Request, token: Rep
         work.refuse(contact, plan)
         return
     token.used_at = work.now
-    if request.kind == RequestKind.START.value and len(request.aim.split()) < 3:
+    if request.kind == RequestKind.START.value and not has_aim(request.aim):
         request.aim = answer[:5000]
     request.text = f"{request.text}\n\n[answer] {answer}"[:20000]
     apply_plan(

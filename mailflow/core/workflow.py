@@ -149,6 +149,7 @@ class StartFacts:
     approvers: tuple[str, ...]
     secretariat: str
     existing_group: GroupFacts | None = None
+    open_request_id: int | None = None
     answered: tuple[int, RequestState] | None = None
 
 
@@ -170,6 +171,13 @@ def decide_start(facts: StartFacts) -> Plan:
             f"A group on this topic exists already: {facts.existing_group.name}."
             f" To take part, send JOIN {facts.existing_group.slug}.",
             group=facts.existing_group.as_context(),
+        )
+    if facts.open_request_id is not None:
+        return refusal(
+            person.email,
+            f"Your proposal #{facts.open_request_id} for a group on {facts.topic}"
+            " is already with the secretariat.",
+            event="duplicate_request",
         )
     if facts.answered is not None:
         return _already_answered(person.email, facts.answered, facts.topic)

@@ -5,10 +5,11 @@ Functions take an open :class:`~sqlalchemy.orm.Session`; the caller owns the tra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mailflow.core.lifecycle import OPEN_STATES, RequestKind, RequestState
@@ -134,27 +135,6 @@ _ORG_MEMBERSHIP = (
     )
     .limit(1)
 )
-_OPEN_STATES = [state.value for state in OPEN_STATES]
-_OPEN_FOR_GROUP = (
-    select(_REQUEST.c.id)
-    .where(
-        _REQUEST.c.contact_id == bindparam("contact"),
-        _REQUEST.c.kind == bindparam("kind"),
-        _REQUEST.c.state.in_(_OPEN_STATES),
-        _REQUEST.c.group_id == bindparam("group"),
-    )
-    .limit(1)
-)
-_OPEN_FOR_TOPIC = (
-    select(_REQUEST.c.id)
-    .where(
-        _REQUEST.c.contact_id == bindparam("contact"),
-        _REQUEST.c.kind == bindparam("kind"),
-        _REQUEST.c.state.in_(_OPEN_STATES),
-        func.lower(_REQUEST.c.topic) == bindparam("topic"),
-    )
-    .limit(1)
-)
 
 
 def participant_count(session: Session, group_id: int) -> int:
@@ -201,44 +181,49 @@ def organisation_is_member(session: Session, group_id: int, organisation_id: int
     return session.connection().execute(_ORG_MEMBERSHIP, params).first() is not None
 
 
+def _same_request(states: Iterable[RequestState], *, by_topic: bool, recent: bool) -> Select[int, str]:
+    """The newest request of one contact, of one kind, in ``states``, for the same group (or topic)."""
+    same = (
+        func.lower(_REQUEST.c.topic) == bindparam("topic")
+        if by_topic
+        else _REQUEST.c.group_id == bindparam("group")
+    )
+    query = select(_REQUEST.c.id, _REQUEST.c.state).where(
+        _REQUEST.c.contact_id == bindparam("contact"),
+        _REQUEST.c.kind == bindparam("kind"),
+        _REQUEST.c.state.in_([state.value for state in states]),
+        same,
+    )
+    if recent:
+        query = query.where(_REQUEST.c.created_at >= bindparam("since", type_=UtcDateTime()))
+    return query.order_by(_REQUEST.c.id.desc()).limit(1)
+
+
+_ANSWERED_STATES = (RequestState.DECLINED_INELIGIBLE, RequestState.FORWARDED)
+# Keyed by "the request names a topic, not a group".
+_OPEN = {t: _same_request(OPEN_STATES, by_topic=t, recent=False) for t in (False, True)}
+_ANSWERED = {t: _same_request(_ANSWERED_STATES, by_topic=t, recent=True) for t in (False, True)}
+
+
+def _newest_same(
+    session: Session,
+    statements: dict[bool, Select[int, str]],
+    params: dict[str, object],
+    group_id: int | None,
+    topic: str,
+) -> tuple[int, RequestState] | None:
+    by_topic = group_id is None
+    params |= {"topic": topic.lower()} if by_topic else {"group": group_id}
+    row = session.connection().execute(statements[by_topic], params).first()
+    return None if row is None else (row[0], RequestState(row[1]))
+
+
 def open_request(
     session: Session, contact_id: int, kind: RequestKind, group_id: int | None, topic: str = ""
-) -> Request | None:
-    """An undecided request of the same kind from the same contact for the same group (or topic)."""
-    if group_id is not None:
-        params: dict[str, object] = {"contact": contact_id, "kind": kind.value, "group": group_id}
-        found = session.connection().execute(_OPEN_FOR_GROUP, params).scalar()
-    else:
-        params = {"contact": contact_id, "kind": kind.value, "topic": topic.lower()}
-        found = session.connection().execute(_OPEN_FOR_TOPIC, params).scalar()
-    return None if found is None else session.get(Request, found)
-
-
-_ANSWERED_STATES = ["declined_ineligible", "forwarded"]
-_ANSWERED_FOR_GROUP = (
-    select(_REQUEST.c.id, _REQUEST.c.state)
-    .where(
-        _REQUEST.c.contact_id == bindparam("contact"),
-        _REQUEST.c.kind == bindparam("kind"),
-        _REQUEST.c.state.in_(_ANSWERED_STATES),
-        _REQUEST.c.group_id == bindparam("group"),
-        _REQUEST.c.created_at >= bindparam("since", type_=UtcDateTime()),
-    )
-    .order_by(_REQUEST.c.id.desc())
-    .limit(1)
-)
-_ANSWERED_FOR_TOPIC = (
-    select(_REQUEST.c.id, _REQUEST.c.state)
-    .where(
-        _REQUEST.c.contact_id == bindparam("contact"),
-        _REQUEST.c.kind == bindparam("kind"),
-        _REQUEST.c.state.in_(_ANSWERED_STATES),
-        func.lower(_REQUEST.c.topic) == bindparam("topic"),
-        _REQUEST.c.created_at >= bindparam("since", type_=UtcDateTime()),
-    )
-    .order_by(_REQUEST.c.id.desc())
-    .limit(1)
-)
+) -> int | None:
+    """The id of an undecided request of the same kind from the same contact for the same group (or topic)."""
+    found = _newest_same(session, _OPEN, {"contact": contact_id, "kind": kind.value}, group_id, topic)
+    return None if found is None else found[0]
 
 
 def recently_answered(
@@ -252,11 +237,7 @@ def recently_answered(
 ) -> tuple[int, RequestState] | None:
     """The same contact's same request, declined as ineligible or forwarded since ``since``, if any."""
     params: dict[str, object] = {"contact": contact_id, "kind": kind.value, "since": since}
-    if group_id is not None:
-        row = session.connection().execute(_ANSWERED_FOR_GROUP, {**params, "group": group_id}).first()
-    else:
-        row = session.connection().execute(_ANSWERED_FOR_TOPIC, {**params, "topic": topic.lower()}).first()
-    return None if row is None else (row[0], RequestState(row[1]))
+    return _newest_same(session, _ANSWERED, params, group_id, topic)
 
 
 def load_cursor(session: Session, mailbox_key: str) -> tuple[int, int] | None:

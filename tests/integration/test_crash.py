@@ -109,6 +109,7 @@ def test_sender_killed_midway_sends_each_message_once(
     sent = config.parent / "sent" / "new"
     process = _mailflow(config, "send", "--once")
     _kill_when(process, lambda: sent.is_dir() and sum(1 for _ in sent.iterdir()) >= len(queued) // 3)
+    assert -signal.SIGKILL == process.returncode, "send finished before it could be killed; raise COUNT"
     # The killed sender's lease on the row it held runs out (here: is moved into the past, as five
     # minutes passing would); a later run takes the row again, with the same Message-ID.
     runtime = build_runtime(load_settings(config))

@@ -249,3 +249,17 @@ def test_leave(member: bool, facilitator: bool, templates: list[str], recipients
     """Leaving needs no approval; the facilitator is told, or the secretariat when the facilitator leaves."""
     plan = decide_leave(LeaveFacts(7, GHENT, CIRCULAR, member, facilitator, "leads@iclei.example"))
     assert (templates, recipients) == ([m.template for m in plan.mails], [m.to for m in plan.mails])
+
+
+def test_repeated_start_proposal_is_refused_with_its_number():
+    """A second proposal on the same topic while the first is open makes no new request."""
+    facts = StartFacts(
+        7, GHENT, "Green cleaning", "Share criteria", "", APPROVERS, "leads@iclei.example", open_request_id=3
+    )
+    plan = decide_start(facts)
+    assert (None, ["refusal"], "duplicate_request") == (
+        plan.state,
+        [m.template for m in plan.mails],
+        plan.event,
+    )
+    assert "#3" in plan.mails[0].context["reason"]
