@@ -45,6 +45,9 @@ class Inbound:
 
 
 _OUTBOX = OutboxMessage.__table__
+_INSERT_EVENT = insert(Event)
+_INSERT_TOKEN = insert(ReplyToken)
+_INSERT_OUTBOX = insert(OutboxMessage)
 _SUPPRESSED = select(Suppression.__table__.c.email).where(Suppression.__table__.c.email == bindparam("email"))
 _SENT_SINCE = select(func.count(_OUTBOX.c.id)).where(
     _OUTBOX.c.to_addr == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime())
@@ -66,7 +69,7 @@ def record_event(
 ) -> None:
     """Add one row to the audit trail."""
     session.connection().execute(
-        insert(Event),
+        _INSERT_EVENT,
         {
             "kind": kind,
             "request_id": request.id if request else None,
@@ -140,7 +143,7 @@ class Mailer:
         if mail.token is not None and request is not None:
             token = format_token(runtime.entropy(TOKEN_BYTES))
             connection.execute(
-                insert(ReplyToken),
+                _INSERT_TOKEN,
                 {
                     "token_hash": hash_token(token),
                     "request_id": request.id,
@@ -173,7 +176,7 @@ class Mailer:
             extra=extra,
         )
         connection.execute(
-            insert(OutboxMessage),
+            _INSERT_OUTBOX,
             {
                 "kind": mail.template,
                 "to_addr": to,

@@ -57,9 +57,8 @@ def _new_request(work: Work, kind: RequestKind, contact: Contact, **fields: obje
         updated_at=work.now,
         **fields,
     )
+    repo.insert_now(work.session, request)
     request.contact = contact
-    work.session.add(request)
-    work.session.flush()
     return request
 
 
@@ -85,9 +84,7 @@ def _ask_which_group(work: Work, intent: Intent, contact: Contact) -> None:
 def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
     """A request to join a group."""
     session = work.session
-    group = (
-        session.scalar(select(Group).where(Group.slug == intent.group_slug)) if intent.group_slug else None
-    )
+    group = repo.group_by_slug(session, intent.group_slug) if intent.group_slug else None
     if group is None:
         _ask_which_group(work, intent, contact)
         return
@@ -150,11 +147,7 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         record_event(session, "start_without_topic", work.now, actor=contact.email, inbound=work.inbound)
         return
     existing_slugs = match_groups(topic, group_refs(session))
-    existing = (
-        session.scalar(select(Group).where(Group.slug == existing_slugs[0]))
-        if len(existing_slugs) == 1
-        else None
-    )
+    existing = repo.group_by_slug(session, existing_slugs[0]) if len(existing_slugs) == 1 else None
     duplicate = repo.open_request(session, contact.id, RequestKind.START, None, topic)
     request = _new_request(work, RequestKind.START, contact, topic=topic[:300], aim=intent.aim[:5000])
     facts = StartFacts(
@@ -177,9 +170,7 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
 def handle_leave(work: Work, intent: Intent, contact: Contact) -> None:
     """A member leaving a group; when no group is named and they are in exactly one, that one."""
     session = work.session
-    group = (
-        session.scalar(select(Group).where(Group.slug == intent.group_slug)) if intent.group_slug else None
-    )
+    group = repo.group_by_slug(session, intent.group_slug) if intent.group_slug else None
     if group is None:
         memberships = session.scalars(
             select(Membership).where(Membership.contact_id == contact.id, Membership.status == "active")

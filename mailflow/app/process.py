@@ -11,11 +11,11 @@ import hashlib
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -99,6 +99,85 @@ def store_raw(runtime: Runtime, raw: bytes, source: str, source_key: str | None 
 
 
 _INBOUND = InboundMessage.__table__
+_STORE = insert(InboundMessage).returning(InboundMessage.id, sort_by_parameter_order=True)
+BATCH_SIZE = 100
+"""How many messages one batch transaction stores or processes."""
+
+
+def _stored_already(session: Session, keys: list[str], digests: list[str]) -> dict[str, Stored]:
+    rows = session.execute(
+        select(_INBOUND.c.id, _INBOUND.c.status, _INBOUND.c.source_key, _INBOUND.c.sha256).where(
+            or_(_INBOUND.c.source_key.in_(keys), _INBOUND.c.sha256.in_(digests))
+        )
+    )
+    found: dict[str, Stored] = {}
+    for inbound_id, status, key, digest in rows:
+        found[key] = found[digest] = Stored(inbound_id, duplicate=True, status=status)
+    return found
+
+
+def store_many(runtime: Runtime, messages: Sequence[tuple[bytes, str, str]]) -> list[Stored]:
+    """Durably store several ``(raw, source, source_key)`` messages in one transaction.
+
+    Each message is deduplicated as :func:`store_raw` does it, against the store and against the earlier
+    messages of the batch. When a concurrent writer stored one of them first, every message is stored on its
+    own instead, so the outcome is always that of :func:`store_raw` one at a time.
+
+    Raises:
+        StoreUnavailableError: the database could not take the messages; none of them is stored.
+    """
+    now = runtime.clock()
+    digests = [hashlib.sha256(raw).hexdigest() for raw, _source, _key in messages]
+    keys = [
+        (key or f"sha256:{digest}")[:600]
+        for (_raw, _source, key), digest in zip(messages, digests, strict=True)
+    ]
+    try:
+        with runtime.sessions.begin() as session:
+            seen = _stored_already(session, keys, digests)
+            outcome: list[Stored | int] = []
+            rows: list[dict[str, object]] = []
+            first: dict[str, int] = {}
+            for (raw, source, _key), key, digest in zip(messages, keys, digests, strict=True):
+                earlier = seen.get(key) or seen.get(digest)
+                if earlier is not None:
+                    outcome.append(earlier)
+                    continue
+                if key in first or digest in first:
+                    outcome.append(-1 - first.get(key, first.get(digest, 0)))
+                    continue
+                first[key] = first[digest] = len(rows)
+                outcome.append(len(rows))
+                rows.append(
+                    {
+                        "source": source,
+                        "source_key": key,
+                        "sha256": digest,
+                        "raw": raw,
+                        "status": "pending",
+                        "reason": "",
+                        "from_addr": "",
+                        "subject": "",
+                        "message_id": "",
+                        "received_at": now,
+                    }
+                )
+            ids = list(session.execute(_STORE, rows).scalars()) if rows else []
+    except IntegrityError:
+        return [store_raw(runtime, raw, source, key) for raw, source, key in messages]
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"could not store the messages: {exc.__class__.__name__}") from exc
+    # An int is a new row (its index in ``rows``), or -1 - index for a repeat of one earlier in the batch.
+    return [
+        item
+        if isinstance(item, Stored)
+        else Stored(ids[item], duplicate=False, status="pending")
+        if item >= 0
+        else Stored(ids[-1 - item], duplicate=True, status="pending")
+        for item in outcome
+    ]
+
+
 _CLAIM = (
     update(InboundMessage)
     .where(InboundMessage.id == bindparam("claim_id"), InboundMessage.status == "pending")
@@ -159,13 +238,39 @@ def process_one(runtime: Runtime, inbound_id: int, raw: bytes | None = None) -> 
 
 def _process_once(runtime: Runtime, inbound_id: int, raw: bytes | None) -> Disposition:
     with runtime.sessions.begin() as session:
-        inbound = _claim(session, inbound_id, raw)
-        if inbound is None:
-            status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
-            return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
-        parsed = _process(session, runtime, inbound)
-        _write_back(session, inbound, parsed, runtime.clock())
-        return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
+        return _process_claimed(session, runtime, inbound_id, raw)
+
+
+def _process_claimed(session: Session, runtime: Runtime, inbound_id: int, raw: bytes | None) -> Disposition:
+    inbound = _claim(session, inbound_id, raw)
+    if inbound is None:
+        status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
+        return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
+    parsed = _process(session, runtime, inbound)
+    _write_back(session, inbound, parsed, runtime.clock())
+    return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
+
+
+def process_batch(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]) -> list[Disposition]:
+    """Process several stored ``(id, raw)`` messages in one transaction; one disposition each.
+
+    The batch commits whole. When any message in it fails (a bad message, a conflict with a concurrent
+    worker), the batch rolls back and each message is processed on its own by :func:`process_one`, so a
+    failure quarantines only its own message and the outcome is that of processing one at a time.
+
+    Raises:
+        StoreUnavailableError: the database failed; the messages stay pending.
+    """
+    if len(messages) == 1:
+        return [process_one(runtime, *messages[0])]
+    try:
+        with runtime.sessions.begin() as session:
+            return [_process_claimed(session, runtime, inbound_id, raw) for inbound_id, raw in messages]
+    except OperationalError as exc:
+        raise StoreUnavailableError(f"processing a batch: {exc.__class__.__name__}") from exc
+    except Exception:  # one message's failure must not decide the others': retry them one by one
+        log.debug("batch of %d fell back to one message at a time", len(messages), exc_info=True)
+    return [process_one(runtime, inbound_id, raw) for inbound_id, raw in messages]
 
 
 def _contain(runtime: Runtime, inbound_id: int) -> Disposition:
@@ -307,6 +412,27 @@ class Pipeline:
         outcome = process_one(self._runtime, stored.inbound_id, raw)
         if self._on_processed is not None:
             self._on_processed()
+        return outcome
+
+    def accept_many(self, messages: list[tuple[bytes, str, str]]) -> list[Disposition]:
+        """Store the messages in batches, then process them in batches unless a worker will."""
+        outcome: list[Disposition] = []
+        for start in range(0, len(messages), BATCH_SIZE):
+            chunk = messages[start : start + BATCH_SIZE]
+            stored = store_many(self._runtime, chunk)
+            pending: dict[int, bytes] = {}
+            for item, (raw, _source, _key) in zip(stored, chunk, strict=True):
+                if item.status == "pending" and self._process_now:
+                    pending.setdefault(item.inbound_id, raw)
+            todo = list(pending.items())
+            done = dict(zip(pending, process_batch(self._runtime, todo), strict=True)) if todo else {}
+            for item in stored:
+                if item.inbound_id in done:
+                    outcome.append(done[item.inbound_id])
+                else:
+                    outcome.append(_STATUS_DISPOSITION.get(item.status, Disposition.PROCESSED))
+            if self._on_processed is not None and todo:
+                self._on_processed()
         return outcome
 
 

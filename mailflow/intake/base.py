@@ -43,6 +43,21 @@ class Sink(Protocol):
         ...
 
 
+class BatchSink(Sink, Protocol):
+    """A sink that also takes many messages at once, for intake that has them all in hand (files)."""
+
+    def accept_many(self, messages: list[tuple[bytes, str, str]]) -> list[Disposition]:
+        """Store every ``(raw, source, source_key)`` durably, then process them; one disposition each.
+
+        Storing and processing in batches shares each transaction's fixed cost among the messages; the
+        outcome of every message is the same as :meth:`Sink.accept` one at a time would give.
+
+        Raises:
+            StoreUnavailableError: the messages were not stored; acknowledge none of them.
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """How far an IMAP mailbox has been read: its UIDVALIDITY and the highest UID taken."""

@@ -1,0 +1,97 @@
+"""Batches: storing and processing many messages per transaction gives what one at a time gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from mailflow.app.process import Pipeline, process_batch, store_many
+from mailflow.app.runtime import Runtime, default_templates
+from mailflow.core.compose import make_environment
+from mailflow.intake.base import Disposition
+from mailflow.intake.files import ingest
+from mailflow.store.schema import InboundMessage, OutboxMessage, Request
+from mailflow.testing import request_mail
+
+
+def _count(runtime: Runtime, column: object) -> int:
+    with runtime.sessions() as session:
+        return session.scalar(select(func.count(column))) or 0  # type: ignore[arg-type]
+
+
+def _statuses(runtime: Runtime) -> list[tuple[str, str]]:
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(InboundMessage.from_addr, InboundMessage.status).order_by(InboundMessage.id)
+        )
+        return [(sender, status) for sender, status in rows]
+
+
+def test_repeats_in_a_batch_and_in_the_store_are_stored_once(runtime: Runtime):
+    """A message twice in one batch, and one stored before, each end as one stored, processed message."""
+    anna = request_mail("anna@ghent.example", "JOIN circular", "Hello")
+    bo = request_mail("bo@ghent.example", "JOIN food", "Hello")
+    assert Disposition.PROCESSED is Pipeline(runtime).accept(anna, "file", "")
+
+    stored = store_many(runtime, [(anna, "file", ""), (bo, "file", ""), (bo, "file", "")])
+
+    assert [True, False, True] == [item.duplicate for item in stored]
+    assert stored[1].inbound_id == stored[2].inbound_id
+    assert ["processed", "pending", "pending"] == [item.status for item in stored]
+    assert 2 == _count(runtime, InboundMessage.id)
+
+
+def test_a_batch_ends_as_one_message_at_a_time_would(runtime: Runtime):
+    """Every request of a batch is stored, decided and answered, repeats included, once each."""
+    mails = [request_mail(f"user{i}@ghent.example", "JOIN circular", "Hello") for i in range(5)]
+    outcome = Pipeline(runtime).accept_many([(raw, "file", "") for raw in [*mails, mails[0]]])
+
+    assert [Disposition.PROCESSED] * 6 == outcome
+    assert 5 == _count(runtime, Request.id)
+    # Per request: the acknowledgement and one approval mail for each of the two approvers.
+    assert 15 == _count(runtime, OutboxMessage.id)
+    with runtime.sessions() as session:
+        states = set(session.scalars(select(Request.state)))
+    assert {"pending_approval"} == states
+
+
+def test_a_failing_message_quarantines_only_itself(runtime: Runtime, tmp_path: Path):
+    """When one message of a batch fails, the batch is retried one by one and only that one is quarantined."""
+    folder = tmp_path / "templates"
+    shutil.copytree(default_templates(), folder)
+    (folder / "help.txt.j2").unlink()  # a deployment's broken override: help replies cannot be rendered
+    runtime.templates = make_environment(folder)
+    good = [request_mail(f"user{i}@ghent.example", "JOIN circular", "Hello") for i in range(2)]
+    bad = request_mail("bo@ghent.example", "HELP", "What can I do here?")
+    stored = store_many(runtime, [(good[0], "file", ""), (bad, "file", ""), (good[1], "file", "")])
+
+    outcome = process_batch(runtime, [(item.inbound_id, None) for item in stored])
+
+    assert [Disposition.PROCESSED, Disposition.QUARANTINED, Disposition.PROCESSED] == outcome
+    assert [
+        ("user0@ghent.example", "processed"),
+        ("", "quarantined"),
+        ("user1@ghent.example", "processed"),
+    ] == _statuses(runtime)
+    with runtime.sessions() as session:
+        reason = session.scalar(select(InboundMessage.reason).where(InboundMessage.status == "quarantined"))
+    assert reason is not None
+    assert "TemplateNotFound" in reason
+    assert 2 == _count(runtime, Request.id)
+
+
+def test_ingest_of_many_files_processes_each_once(runtime: Runtime, tmp_path: Path):
+    """More files than one batch holds, one of them given twice, are each processed once."""
+    paths = []
+    for i in range(130):
+        path = tmp_path / f"m{i}.eml"
+        path.write_bytes(request_mail(f"user{i}@ghent.example", "JOIN circular", "Hello"))
+        paths.append(str(path))
+
+    result = ingest([*paths, paths[7]], Pipeline(runtime))
+
+    assert (131, 0, 0, []) == (result.processed, result.quarantined, result.pending, result.unreadable)
+    assert 130 == _count(runtime, Request.id)
+    assert 130 * 3 == _count(runtime, OutboxMessage.id)
