@@ -21,6 +21,7 @@ from mailflow.core.lifecycle import OPEN_STATES
 from mailflow.core.model import ParsedMail
 from mailflow.core.plans import Mail, Plan
 from mailflow.core.tokens import TOKEN_BYTES, format_token, hash_token
+from mailflow.store.repo import forget_groups
 from mailflow.store.schema import (
     Contact,
     Event,
@@ -103,7 +104,8 @@ class Mailer:
         self._parsed = parsed
         self._inbound = inbound
         self._groups: list[dict[str, Any]] | None = None
-        self._suppression: dict[str, bool] = {}
+        # Shared by the messages of one transaction: a batch writes to the same approvers again and again.
+        self._suppression: dict[str, bool] = session.info.setdefault("mailflow.suppressed", {})
 
     def groups_context(self) -> list[dict[str, Any]]:
         """The open groups, for help and refusal mails."""
@@ -271,6 +273,7 @@ def _create_group(session: Session, request: Request, now: datetime) -> Group:
     )
     session.add(group)
     session.flush()
+    forget_groups(session)
     request.group_id = group.id
     return group
 

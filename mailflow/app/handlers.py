@@ -6,13 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailflow.app.effects import apply_plan, record_event
 from mailflow.app.work import Work
 from mailflow.core.intent import match_groups
 from mailflow.core.lifecycle import RequestKind, RequestState
-from mailflow.core.model import GroupRef, Intent, IntentKind
+from mailflow.core.model import Intent, IntentKind
 from mailflow.core.plans import Mail, Plan
 from mailflow.core.workflow import (
     JoinFacts,
@@ -32,16 +31,6 @@ from mailflow.store.schema import (
 
 REPEAT_WINDOW = timedelta(days=30)
 """A request repeated within this time after it was declined or forwarded makes no second lead or forward."""
-
-_OPEN_GROUPS = select(Group.slug, Group.name, Group.aliases, Group.associated).where(Group.status != "closed")
-
-
-def group_refs(session: Session) -> list[GroupRef]:
-    """Every group the classifier may match."""
-    return [
-        GroupRef(slug=slug, name=name, aliases=tuple(aliases or ()), associated=associated)
-        for slug, name, aliases, associated in session.connection().execute(_OPEN_GROUPS)
-    ]
 
 
 def _new_request(work: Work, kind: RequestKind, contact: Contact, **fields: object) -> Request:
@@ -146,7 +135,7 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         work.mailer.queue(mail)
         record_event(session, "start_without_topic", work.now, actor=contact.email, inbound=work.inbound)
         return
-    existing_slugs = match_groups(topic, group_refs(session))
+    existing_slugs = match_groups(topic, repo.group_refs(session))
     existing = repo.group_by_slug(session, existing_slugs[0]) if len(existing_slugs) == 1 else None
     duplicate = repo.open_request(session, contact.id, RequestKind.START, None, topic)
     request = _new_request(work, RequestKind.START, contact, topic=topic[:300], aim=intent.aim[:5000])

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Inbound, Mailer, record_event
-from mailflow.app.handlers import HANDLERS, group_refs, handle_help
+from mailflow.app.handlers import HANDLERS, handle_help
 from mailflow.app.replies import handle_token_reply
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
@@ -346,7 +346,7 @@ def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail
         inbound.status, inbound.reason = "quarantined", "no sender address could be read"
         return parsed
     tokens = find_tokens(settings.network.address, parsed.recipients, parsed.subject)
-    groups = group_refs(session)
+    groups = repo.group_refs(session)
     subject = _subject_to_read(parsed, settings.network.domain, groups)
     intent = classify(subject, parsed.text, groups, has_token=bool(tokens))
     inbound.reason = intent.kind.value

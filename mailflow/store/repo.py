@@ -14,6 +14,7 @@ from sqlalchemy import Select, bindparam, func, insert, inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mailflow.core.lifecycle import OPEN_STATES, RequestKind, RequestState
+from mailflow.core.model import GroupRef
 from mailflow.core.plans import GroupFacts, Person
 from mailflow.core.rules import NetworkStatus
 from mailflow.store.schema import (
@@ -170,6 +171,28 @@ _ORG_MEMBERSHIP = (
     )
     .limit(1)
 )
+
+
+_OPEN_GROUPS = select(Group.slug, Group.name, Group.aliases, Group.associated).where(Group.status != "closed")
+
+
+_GROUP_REFS = "mailflow.group_refs"
+
+
+def group_refs(session: Session) -> list[GroupRef]:
+    """Every group the classifier may match; read once per transaction (a batch of messages shares it)."""
+    cached: list[GroupRef] | None = session.info.get(_GROUP_REFS)
+    if cached is None:
+        cached = session.info[_GROUP_REFS] = [
+            GroupRef(slug=slug, name=name, aliases=tuple(aliases or ()), associated=associated)
+            for slug, name, aliases, associated in session.connection().execute(_OPEN_GROUPS)
+        ]
+    return cached
+
+
+def forget_groups(session: Session) -> None:
+    """Drop the transaction's copy of the groups: call it after creating, renaming or closing one."""
+    session.info.pop(_GROUP_REFS, None)
 
 
 def group_by_slug(session: Session, slug: str) -> Group | None:
