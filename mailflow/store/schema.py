@@ -268,3 +268,79 @@ class QueueState(Base):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime]
+
+
+class Meeting(Base):
+    """A phone or web meeting of a group, one occurrence or a series, with its iCalendar identity."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+    uid: Mapped[str] = mapped_column(String(255), unique=True)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(10))
+    starts_at: Mapped[datetime]
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    tzid: Mapped[str] = mapped_column(String(64))
+    join_url: Mapped[str] = mapped_column(Text, default="")
+    dial_in: Mapped[str] = mapped_column(String(100), default="")
+    pin: Mapped[str] = mapped_column(String(40), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    # A series: the RRULE's parts; frequency "" for a single meeting.
+    frequency: Mapped[str] = mapped_column(String(10), default="")
+    interval: Mapped[int] = mapped_column(Integer, default=1)
+    byday: Mapped[str] = mapped_column(String(60), default="")
+    until: Mapped[datetime | None]
+    count: Mapped[int | None]
+    ends_at: Mapped[datetime]
+    """When the last occurrence ends (for a series, the end of its last one): what "still ahead" compares."""
+    organizer_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MeetingOccurrence(Base):
+    """One occurrence of a series moved or cancelled, keyed by its original start (RECURRENCE-ID)."""
+
+    __tablename__ = "meeting_occurrences"
+    __table_args__ = (UniqueConstraint("meeting_id", "recurrence_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"))
+    recurrence_id: Mapped[datetime]
+    starts_at: Mapped[datetime | None]
+    duration_minutes: Mapped[int | None]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class Attendance(Base):
+    """An invited member's answer, for the whole meeting or (``occurrence`` set) for one occurrence."""
+
+    __tablename__ = "attendances"
+    __table_args__ = (UniqueConstraint("meeting_id", "email", "occurrence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    occurrence: Mapped[str] = mapped_column(String(20), default="")
+    """"" for the whole meeting, else the occurrence's original start in UTC as ``YYYYMMDDTHHMMSSZ``."""
+    partstat: Mapped[str] = mapped_column(String(20), default="NEEDS-ACTION")
+    invited: Mapped[bool] = mapped_column(Boolean, default=True)
+    """False once the member left: they got the cancellation and count no more."""
+    answered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Once(Base):
+    """A scheduled mail's key (job, recipient, period), written with its outbox row: it is sent only once."""
+
+    __tablename__ = "once_keys"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    created_at: Mapped[datetime]
