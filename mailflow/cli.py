@@ -280,6 +280,91 @@ def reject(state: _State, request_id: int, reason: str) -> None:
     click.echo(f"request {request_id}: {queries.decide(state.runtime(), request_id, Verdict.REJECT, reason)}")
 
 
+@cli.command("meetings")
+@_json
+@click.option("--group", default=None, help="Only this group's meetings (its slug).")
+@pass_state
+def meetings_list(state: _State, as_json: bool, group: str | None) -> None:
+    """List meetings with every attendee's answer."""
+    from mailflow.app import meeting_ops  # noqa: PLC0415
+
+    rows = meeting_ops.rows(state.runtime(), group)
+    for row in [] if as_json else rows:
+        answers = [a["partstat"] for a in row["attendees"]]
+        row["answers"] = (
+            f"{answers.count('ACCEPTED')} yes, {answers.count('DECLINED')} no, {len(answers)} invited"
+        )
+    _emit(rows, as_json, ("id", "group_slug", "status", "start", "kind", "sequence", "answers"))
+
+
+@cli.group()
+def meeting() -> None:
+    """Schedule, change or cancel a group's meetings; members get the invitations."""
+
+
+@meeting.command("schedule")
+@click.argument("group")
+@click.option("--start", required=True, help="ISO 8601, e.g. 2027-03-12T14:00 (read in --tz).")
+@click.option("--duration", type=int, required=True, help="Length in minutes.")
+@click.option("--kind", type=click.Choice(["web", "phone"]), required=True)
+@click.option("--tz", default=None, help="IANA time zone (default: [network] timezone).")
+@click.option("--title", default="", help="The meeting's title.")
+@click.option("--url", default="", help="The join link of a web meeting.")
+@click.option("--dial-in", "dial_in", default="", help="The dial-in number, e.g. +32 2 123 45 67.")
+@click.option("--pin", default="", help="The dial-in PIN or conference code.")
+@click.option("--repeat", default="", help='A series, e.g. "every second Tuesday for six months".')
+@pass_state
+def meeting_schedule(state: _State, /, group: str, **options: Any) -> None:  # noqa: ANN401
+    """Schedule a meeting and invite every active member; prints the new meeting's id."""
+    from mailflow.app import meeting_ops  # noqa: PLC0415
+    from mailflow.app.meetings import MeetingRefusedError  # noqa: PLC0415
+
+    try:
+        click.echo(meeting_ops.schedule(state.runtime(), meeting_ops.ScheduleArgs(group=group, **options)))
+    except MeetingRefusedError as exc:
+        raise MailflowError(f"meeting refused: {exc}") from None
+
+
+@meeting.command("update")
+@click.argument("meeting_id", type=int)
+@click.option("--start", default=None, help="New start, ISO 8601 (read in the meeting's zone).")
+@click.option("--duration", type=int, default=None, help="New length in minutes.")
+@click.option("--url", default=None)
+@click.option("--dial-in", "dial_in", default=None)
+@click.option("--pin", default=None)
+@click.option("--title", default=None)
+@click.option(
+    "--occurrence", default=None, help="Move only this occurrence of a series (its original start)."
+)
+@pass_state
+def meeting_update(state: _State, /, meeting_id: int, **options: Any) -> None:  # noqa: ANN401
+    """Change a meeting; attendees get the update."""
+    from mailflow.app import meeting_ops  # noqa: PLC0415
+    from mailflow.app.meetings import MeetingRefusedError  # noqa: PLC0415
+
+    try:
+        sequence = meeting_ops.update(state.runtime(), meeting_id, **options)
+    except MeetingRefusedError as exc:
+        raise MailflowError(f"meeting {meeting_id}: {exc}") from None
+    click.echo(f"meeting {meeting_id}: updated, sequence {sequence}")
+
+
+@meeting.command("cancel")
+@click.argument("meeting_id", type=int)
+@click.option("--occurrence", default=None, help="Cancel only this occurrence of a series (its start).")
+@pass_state
+def meeting_cancel(state: _State, meeting_id: int, occurrence: str | None) -> None:
+    """Cancel a meeting; attendees get the cancellation."""
+    from mailflow.app import meeting_ops  # noqa: PLC0415
+    from mailflow.app.meetings import MeetingRefusedError  # noqa: PLC0415
+
+    try:
+        told = meeting_ops.cancel(state.runtime(), meeting_id, occurrence)
+    except MeetingRefusedError as exc:
+        raise MailflowError(f"meeting {meeting_id}: {exc}") from None
+    click.echo(f"meeting {meeting_id}: cancelled, {told} attendees told")
+
+
 @cli.command()
 @pass_state
 def check(state: _State) -> None:

@@ -166,6 +166,16 @@ class LimitSettings(_Section):
     replies_per_sender_per_hour: Annotated[int, Field(ge=1)] = 10
 
 
+class MeetingSettings(_Section):
+    """``[meetings]``: the network's meeting rules and when reminders go out."""
+
+    days_per_year: Annotated[int, Field(ge=1, le=365)] = 2
+    hours_per_day: Annotated[float, Field(gt=0, le=24)] = 8
+    min_per_year: Annotated[int, Field(ge=0, le=52)] = 2
+    remind_hours_before: Annotated[float, Field(gt=0, le=24 * 14)] = 24
+    summary_hours_before: Annotated[float, Field(gt=0, le=24 * 14)] = 24
+
+
 class GroupSettings(_Section):
     """One ``[[groups]]`` entry: a group the network declares."""
 
@@ -190,6 +200,7 @@ class Settings(_Section):
     smtp_intake: SmtpIntakeSettings = SmtpIntakeSettings()
     smtp: SmtpSettings = SmtpSettings()
     limits: LimitSettings = LimitSettings()
+    meetings: MeetingSettings = MeetingSettings()
     groups: tuple[GroupSettings, ...] = ()
 
     @model_validator(mode="after")

@@ -199,3 +199,104 @@ def plain_reply(original_raw: bytes, sender: str, text: str) -> bytes:
         f"{text}\n\nSent from my iPhone\n\nOn 26 Nov 2026, at 09:01, mailflow wrote:\n\n{quoted}\n"
     )
     return reply.as_bytes()
+
+
+_CLIENTS = ("outlook", "apple", "gmail", "thunderbird")
+
+
+def invitation_calendar(invitation_raw: bytes) -> str:
+    """The iCalendar text of an invitation mail the service sent."""
+    message = _parse(invitation_raw)
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                return data.decode("utf-8")
+    raise ValueError("the mail carries no text/calendar part")
+
+
+def _field(calendar: str, name: str) -> str:
+    unfolded = calendar.replace("\r\n ", "").replace("\r\n\t", "")
+    for line in unfolded.split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.split(";")[0] == name:
+            return value
+    raise ValueError(f"no {name} in the calendar")
+
+
+def rsvp_mail(
+    invitation_raw: bytes,
+    attendee: str,
+    partstat: str,
+    *,
+    client: str = "outlook",
+    occurrence: str | None = None,
+    name: str = "",
+) -> bytes:
+    """An iMIP REPLY to one of our invitations, shaped like the client's own.
+
+    Args:
+        invitation_raw: the invitation mail as the attendee received it.
+        attendee: who answers (the From address; the ATTENDEE too).
+        partstat: ACCEPTED, DECLINED or TENTATIVE.
+        client: ``outlook`` (Exchange: no ORGANIZER, ``MAILTO:`` in capitals, a translated SUMMARY,
+            Windows zone names), ``apple`` (the calendar attached with no ``method=`` parameter),
+            ``gmail`` (text/calendar and application/ics, method=REPLY) or ``thunderbird``.
+        occurrence: the original start of one occurrence answered, as ``YYYYMMDDTHHMMSSZ``; None for all.
+        name: the attendee's display name.
+    """
+    if client not in _CLIENTS:
+        raise ValueError(f"client must be one of {', '.join(_CLIENTS)}")
+    calendar = invitation_calendar(invitation_raw)
+    uid, sequence = _field(calendar, "UID"), _field(calendar, "SEQUENCE")
+    organizer = _field(calendar, "ORGANIZER").removeprefix("mailto:")
+    summary = _field(calendar, "SUMMARY")
+    stamp = "20270120T101530Z"
+    cn = name or attendee.split("@", maxsplit=1)[0]
+    recurrence = [f"RECURRENCE-ID:{occurrence}"] if occurrence else []
+    if client == "outlook":
+        words = {"ACCEPTED": "Geaccepteerd", "DECLINED": "Geweigerd", "TENTATIVE": "Voorlopig"}
+        event = [
+            f"ATTENDEE;PARTSTAT={partstat};CN={cn}:MAILTO:{attendee.upper()}",
+            f"SUMMARY;LANGUAGE=nl-BE:{words.get(partstat, partstat)}: {summary}",
+            *recurrence,
+            f"UID:{uid}",
+            f"SEQUENCE:{sequence}",
+            f"DTSTAMP:{stamp}",
+            "X-MICROSOFT-CDO-BUSYSTATUS:BUSY",
+        ]
+        head = ["BEGIN:VCALENDAR", "METHOD:REPLY", "PRODID:Microsoft Exchange Server 2010", "VERSION:2.0"]
+    else:
+        prodid = {
+            "apple": "-//Apple Inc.//macOS 14.5//EN",
+            "gmail": "-//Google Inc//Google Calendar 70.9054//EN",
+            "thunderbird": "-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN",
+        }[client]
+        event = [
+            f"UID:{uid}",
+            f"SEQUENCE:{sequence}",
+            f"DTSTAMP:{stamp}",
+            *recurrence,
+            f"ORGANIZER:mailto:{organizer}",
+            f'ATTENDEE;CN="{cn}";PARTSTAT={partstat}:mailto:{attendee}',
+            f"SUMMARY:{summary}",
+        ]
+        head = ["BEGIN:VCALENDAR", f"PRODID:{prodid}", "VERSION:2.0", "METHOD:REPLY"]
+    ics = "\r\n".join([*head, "BEGIN:VEVENT", *event, "END:VEVENT", "END:VCALENDAR", ""]).encode()
+    original = _parse(invitation_raw)
+    reply = EmailMessage(policy=policy.SMTP)
+    reply["From"] = f"{cn} <{attendee}>"
+    reply["To"] = organizer
+    word = {"ACCEPTED": "Accepted", "DECLINED": "Declined", "TENTATIVE": "Tentative"}.get(partstat, partstat)
+    reply["Subject"] = f"{word}: {original['Subject']}"
+    reply["Date"] = format_datetime(datetime(2027, 1, 20, 10, 15, 30, tzinfo=UTC))
+    reply["Message-ID"] = make_msgid(domain=attendee.rpartition("@")[2])
+    if client == "apple":
+        reply.set_content(f"{cn} has {word.lower()} your invitation.")
+        reply.add_attachment(ics, maintype="text", subtype="calendar", filename="iCal-20270120-101530.ics")
+    else:
+        reply.set_content(f"{cn} has {word.lower()} this invitation.")
+        reply.add_alternative(ics, maintype="text", subtype="calendar", params={"method": "REPLY"})
+        if client == "gmail":
+            reply.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+    return reply.as_bytes()

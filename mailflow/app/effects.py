@@ -7,13 +7,14 @@ vanish together.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
+from mailflow.app.events import Inbound, record_event
+from mailflow.app.meetings import Meetings
 from mailflow.app.runtime import Runtime
 from mailflow.core.compose import render
 from mailflow.core.intent import normalise
@@ -24,7 +25,6 @@ from mailflow.core.tokens import TOKEN_BYTES, format_token, hash_token
 from mailflow.store.repo import forget_groups
 from mailflow.store.schema import (
     Contact,
-    Event,
     Group,
     Membership,
     OutboxMessage,
@@ -34,55 +34,13 @@ from mailflow.store.schema import (
     UtcDateTime,
 )
 
-
-@dataclass(slots=True)
-class Inbound:
-    """The message being processed: its id and bytes, and what becomes of it (written back at the end)."""
-
-    id: int
-    raw: bytes
-    status: str = "processed"
-    reason: str = ""
-
-
 _OUTBOX = OutboxMessage.__table__
-_INSERT_EVENT = insert(Event)
 _INSERT_TOKEN = insert(ReplyToken)
 _INSERT_OUTBOX = insert(OutboxMessage)
 _SUPPRESSED = select(Suppression.__table__.c.email).where(Suppression.__table__.c.email == bindparam("email"))
 _SENT_SINCE = select(func.count(_OUTBOX.c.id)).where(
     _OUTBOX.c.to_addr == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime())
 )
-
-
-def record_event(
-    session: Session,
-    kind: str,
-    now: datetime,
-    *,
-    request: Request | None = None,
-    group_id: int | None = None,
-    from_state: str = "",
-    to_state: str = "",
-    actor: str = "",
-    inbound: Inbound | None = None,
-    detail: str = "",
-) -> None:
-    """Add one row to the audit trail."""
-    session.connection().execute(
-        _INSERT_EVENT,
-        {
-            "kind": kind,
-            "request_id": request.id if request else None,
-            "group_id": group_id if group_id is not None else (request.group_id if request else None),
-            "from_state": from_state,
-            "to_state": to_state,
-            "actor": actor,
-            "inbound_id": inbound.id if inbound else None,
-            "detail": detail[:4000],
-            "created_at": now,
-        },
-    )
 
 
 class Mailer:
@@ -99,6 +57,7 @@ class Mailer:
     ) -> None:
         """Bind the mailer to a session, a time and, when answering one, the message being processed."""
         self._session = session
+        self.runtime = runtime
         self._runtime = runtime
         self._now = now
         self._parsed = parsed
@@ -232,6 +191,10 @@ def apply_plan(
         group = _create_group(session, request, now)
     if group is not None:
         _change_membership(session, plan, group, contact, now)
+        if plan.add_member:
+            Meetings(session, mailer.runtime, now, mailer).member_joined(group, contact)
+        if plan.end_membership:
+            Meetings(session, mailer.runtime, now, mailer).member_left(group, contact)
     record_event(
         session,
         plan.event,

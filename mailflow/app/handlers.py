@@ -7,7 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from mailflow.app.effects import apply_plan, record_event
+from mailflow.app.effects import apply_plan
+from mailflow.app.events import record_event
+from mailflow.app.meeting_mail import handle_meeting
 from mailflow.app.work import Work
 from mailflow.core.intent import match_groups
 from mailflow.core.lifecycle import RequestKind, RequestState
@@ -252,5 +254,6 @@ HANDLERS: dict[IntentKind, Handler] = {
     IntentKind.HELP: handle_help,
     IntentKind.AUTOMATED: handle_ignored,
     IntentKind.CALENDAR_REPLY: handle_ignored,
+    IntentKind.MEETING: handle_meeting,
 }
 """The handler for each intent of a message that carries no reply token; anything else gets help."""

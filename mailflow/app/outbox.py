@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from mailflow.app.effects import record_event
+from mailflow.app.events import record_event
 from mailflow.app.runtime import Runtime
 from mailflow.errors import (
     DeliveryUncertainError,

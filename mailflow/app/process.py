@@ -19,14 +19,16 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Inbound, Mailer, record_event
+from mailflow.app.effects import Mailer
+from mailflow.app.events import Inbound, record_event
 from mailflow.app.handlers import HANDLERS, handle_help
+from mailflow.app.meetings import Meetings
 from mailflow.app.replies import handle_token_reply
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
 from mailflow.core.intent import classify
 from mailflow.core.loops import loop_kind
-from mailflow.core.model import GroupRef, ParsedMail
+from mailflow.core.model import GroupRef, LoopKind, ParsedMail
 from mailflow.core.parse import parse_message, precheck
 from mailflow.core.tokens import find_tokens
 from mailflow.errors import StoreUnavailableError
@@ -338,6 +340,14 @@ def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail
     )
     own = frozenset({settings.network.address})
     kind = loop_kind(parsed, own)
+    if kind is LoopKind.CALENDAR_REPLY and parsed.calendar and parsed.from_addr:
+        # An iMIP REPLY: the attendee's answer is recorded; it is never answered with mail.
+        inbound.reason = kind.value
+        meetings = Meetings(
+            session, runtime, now, Mailer(session, runtime, now, parsed=parsed, inbound=inbound)
+        )
+        meetings.record_rsvps(parsed.calendar, parsed.from_addr)
+        return parsed
     if kind is not None:
         inbound.status, inbound.reason = "ignored", kind.value
         record_event(session, f"ignored_{kind.value}", now, actor=parsed.from_addr, inbound=inbound)

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Inbound, Mailer, apply_plan, record_event
+from mailflow.app.effects import Mailer, apply_plan
+from mailflow.app.events import Inbound, record_event
 from mailflow.app.work import Work
 from mailflow.core.authres import passes_dmarc
 from mailflow.core.lifecycle import NotAllowedError, RequestKind, RequestState

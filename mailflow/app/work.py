@@ -7,7 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Inbound, Mailer, apply_plan
+from mailflow.app.effects import Mailer, apply_plan
+from mailflow.app.events import Inbound
 from mailflow.app.runtime import Runtime
 from mailflow.core.model import ParsedMail
 from mailflow.core.plans import Plan

@@ -18,8 +18,8 @@ from typing import Any
 
 import jinja2
 
-from mailflow.core.mime import Multipart, build, text_part
-from mailflow.core.plans import Mail
+from mailflow.core.mime import Multipart, Part, base64_part, build, text_part
+from mailflow.core.plans import CalendarPart, Mail
 from mailflow.core.tokens import reply_address, subject_tag
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -76,6 +76,26 @@ def _address(addr: str, name: str = "") -> str:
 def _check_address(addr: str) -> None:
     if _CONTROL.search(addr) or addr.count("@") != 1 or any(c in addr for c in " <>,;\"'"):
         raise ValueError(f"refusing to write {addr!r} into a header")
+
+
+def _body(text: str, html: str, calendar: CalendarPart | None) -> Part | Multipart:
+    """The text and HTML alternatives; with a calendar, the iMIP shape every mainstream client reads.
+
+    ``multipart/mixed`` { ``multipart/alternative`` { text, HTML, ``text/calendar; method=…`` }, the same
+    bytes as an ``invite.ics`` attachment }: Outlook 2010 and older offer Accept/Decline only for the
+    inline part, and some clients (Evolution) import only the attachment.
+    """
+    alternatives: tuple[Part, ...] = (text_part(text, "plain"), text_part(html, "html"))
+    if calendar is None:
+        return Multipart("alternative", alternatives)
+    method = calendar.method.upper()
+    inline = base64_part(calendar.ics, f'text/calendar; charset="UTF-8"; method={method}')
+    attachment = base64_part(
+        calendar.ics,
+        'application/ics; name="invite.ics"',
+        headers=(("Content-Disposition", 'attachment; filename="invite.ics"'),),
+    )
+    return Multipart("mixed", (Multipart("alternative", (*alternatives, inline)), attachment))
 
 
 def render(
@@ -139,7 +159,7 @@ def render(
         ("X-Auto-Response-Suppress", "All"),
         ("X-Mailflow", mail.template),
     ]
-    body = Multipart("alternative", (text_part(text, "plain"), text_part(html, "html")))
+    body = _body(text, html, mail.calendar)
     return Rendered(
         to=mail.to,
         sender=identity.address,

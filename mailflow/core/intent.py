@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from mailflow.core.model import Decision, Intent, IntentKind, Verdict
@@ -131,6 +131,12 @@ _AIM_RE: Final = _compile(_AIM)
 # Exact commands are the values of these intents; a command argument starting with these words
 # is an invitation ("Join us for our webinar"), not a command.
 _COMMANDS: Final = _words("join leave start help status")
+# A facilitator's meeting commands: MEETING <group>, MEETING UPDATE <id>, MEETING CANCEL <id>, and the
+# spellings people reach for (SCHEDULE <group>, RESCHEDULE <id>, CANCEL MEETING <id>).
+_MEETING_WORDS: Final = _words("meeting schedule reschedule cancel")
+_MEETING_CHANGE: Final = re.compile(
+    r"(?i)(?:meeting\s+)?(update|change|move|reschedule|cancel)?\s*(?:meeting\s+)?#?(\d+)"
+)
 _NOT_AN_ARGUMENT: Final = _words("us me our")
 # Function words and words that describe the whole network rather than one group (stemmed).
 _STOPWORDS: Final = _words(
@@ -326,8 +332,24 @@ def _aim(sentences: list[str], skip: str) -> str:
     return " ".join(" ".join(aims).split())
 
 
+def _meeting(word: str, argument: str, groups: Sequence[GroupRef]) -> Intent | None:
+    """MEETING <group> schedules; MEETING UPDATE|CANCEL <id> (and their variants) change one meeting."""
+    change = _MEETING_CHANGE.fullmatch(argument)
+    if change is not None:
+        verb = "cancel" if "cancel" in {word, (change[1] or "").lower()} else "update"
+        if word == "meeting" and change[1] is None:
+            return None  # "MEETING 12" says neither what to do nor for which group
+        return Intent(IntentKind.MEETING, topic=f"{verb} {int(change[2])}", exact=True)
+    if word in {"cancel", "reschedule"}:
+        return None  # "Cancel our membership" is not a meeting command
+    found = _group_intent(IntentKind.MEETING, _find(argument, groups), argument, exact=True)
+    return replace(found, topic="schedule")
+
+
 def _command(line: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
     match = _COMMAND.fullmatch(line)
+    if match is not None and normalise(match[1]) in _MEETING_WORDS:
+        return _meeting(normalise(match[1]), " ".join(match[2].split()), groups)
     if match is None or normalise(match[1]) not in _COMMANDS:
         return None
     kind, argument = IntentKind(normalise(match[1])), " ".join(match[2].split())

@@ -69,6 +69,7 @@ class IntentKind(enum.StrEnum):
     LEAVE = "leave"
     HELP = "help"
     STATUS = "status"
+    MEETING = "meeting"
     APPROVAL_REPLY = "approval_reply"
     CALENDAR_REPLY = "calendar_reply"
     AUTOMATED = "automated"
@@ -110,7 +111,8 @@ class Intent:
         group_slug: the one group named, when exactly one matched.
         candidates: slugs of the groups that matched when several did (ambiguous).
         group_text: the words that named a group, as written (empty when none).
-        topic: for START, the proposed group's topic.
+        topic: for START, the proposed group's topic; for MEETING, the action: ``schedule``,
+            ``update <id>`` or ``cancel <id>``.
         aim: for START, the aim the requester gave ("" when none).
         decision: for APPROVAL_REPLY, what the approver decided (None when no keyword was found).
         exact: the intent came from an exact subject command.

@@ -19,6 +19,14 @@ class TokenSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarPart:
+    """An iMIP calendar object a mail carries: its iTIP method and its iCalendar bytes."""
+
+    method: str
+    ics: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Mail:
     """A mail to queue: which template, to whom, with what facts.
 
@@ -29,6 +37,7 @@ class Mail:
         token: a reply token to mint and carry in Reply-To and Subject, if any.
         answers_sender: the mail answers the message being processed (``Auto-Submitted: auto-replied``,
             In-Reply-To it); otherwise it is ``auto-generated`` and threads under the request.
+        calendar: an invitation or cancellation to carry (iMIP, RFC 6047), if any.
     """
 
     template: str
@@ -36,6 +45,7 @@ class Mail:
     context: Mapping[str, Any] = field(default_factory=dict)
     token: TokenSpec | None = None
     answers_sender: bool = False
+    calendar: CalendarPart | None = None
 
 
 @dataclass(frozen=True, slots=True)

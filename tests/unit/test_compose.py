@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailflow.core import calendar as cal
 from mailflow.core.compose import Identity, make_environment, render
 from mailflow.core.lifecycle import RequestKind, RequestState
+from mailflow.core.meetings import local_long, meeting_context
 from mailflow.core.model import Decision, Verdict
-from mailflow.core.plans import GroupFacts, Mail, Person
+from mailflow.core.plans import CalendarPart, GroupFacts, Mail, Person
 from mailflow.core.rules import NetworkStatus
 from mailflow.core.workflow import (
     JoinFacts,
@@ -104,7 +107,67 @@ def _all_mails() -> list[Mail]:
     return mails
 
 
-MAILS = _all_mails()
+def _meeting_mails() -> list[Mail]:
+    start = datetime(2027, 3, 9, 14, 0, tzinfo=ZoneInfo("Europe/Brussels"))
+    web = cal.Meeting(
+        uid="m1@network.example",
+        sequence=0,
+        summary="Spring exchange " + HOSTILE,
+        start=start,
+        duration=timedelta(minutes=90),
+        tzid="Europe/Brussels",
+        kind=cal.Kind.WEB,
+        organizer_email="interest-groups@network.example",
+        organizer_name=HOSTILE,
+        description=HOSTILE,
+        join_url="https://meet.example/abc?x=1&y=2",
+    )
+    series = cal.Meeting(
+        uid="m2@network.example",
+        sequence=3,
+        summary="Circular calls",
+        start=start,
+        duration=timedelta(hours=1),
+        tzid="Europe/Brussels",
+        kind=cal.Kind.PHONE,
+        organizer_email="interest-groups@network.example",
+        dial_in="tel:+3221234567",
+        pin="4321",
+        recurrence=cal.Recurrence(frequency=cal.Frequency.WEEKLY, interval=2, count=6),
+    )
+    attendee = cal.Attendee(email="anna@ghent.example", name=HOSTILE)
+    mails: list[Mail] = []
+    for meeting in (web, series):
+        context = meeting_context(
+            meeting, (), meeting_id=7, group_slug="circular", group_name=HOSTILE, now=WHEN
+        )
+        request = CalendarPart("REQUEST", cal.invitation(meeting, attendee, cal.Method.REQUEST, WHEN))
+        cancel = CalendarPart("CANCEL", cal.invitation(meeting, attendee, cal.Method.CANCEL, WHEN))
+        mails += [
+            Mail("meeting_invitation", "anna@ghent.example", context, calendar=request),
+            Mail("meeting_updated", "anna@ghent.example", context, calendar=request),
+            Mail("meeting_cancelled", "anna@ghent.example", context, calendar=cancel),
+            Mail("meeting_cancelled", "anna@ghent.example", {**context, "leaving": True}, calendar=cancel),
+        ]
+    occurrence = local_long(start + timedelta(weeks=2), "Europe/Brussels")
+    mails.append(Mail("meeting_cancelled", "anna@ghent.example", {**context, "occurrence": occurrence}))
+    for what in ("scheduled", "updated", "cancelled"):
+        facts = {"what": what, "assumptions": ["CET read as " + HOSTILE], "invited": 12}
+        mails.append(Mail("meeting_confirmed", "f@malmo.example", {**context, **facts}, answers_sender=True))
+    mails.append(
+        Mail(
+            "meeting_confirmed",
+            "f@malmo.example",
+            {**context, "what": "cancelled", "assumptions": [], "invited": 3, "occurrence": occurrence},
+        )
+    )
+    for group in (None, {"slug": "circular", "name": HOSTILE}):
+        facts = {"reason": "Some details are missing:", "problems": ["no time: " + HOSTILE], "group": group}
+        mails.append(Mail("meeting_help", "f@malmo.example", facts, answers_sender=True))
+    return mails
+
+
+MAILS = _all_mails() + _meeting_mails()
 
 
 def _parse(raw: bytes) -> EmailMessage:
@@ -135,9 +198,23 @@ def test_mail_renders_into_clean_mime(index: int):
     )
     message = _parse(rendered.raw)
     assert [] == message.defects
-    assert ["multipart/alternative", "text/plain", "text/html"] == [
-        p.get_content_type() for p in message.walk()
-    ]
+    shape = [p.get_content_type() for p in message.walk()]
+    if mail.calendar is None:
+        assert ["multipart/alternative", "text/plain", "text/html"] == shape
+    else:
+        # SPEC §4: the calendar inline as the third alternative, and the same bytes as invite.ics.
+        assert [
+            "multipart/mixed",
+            "multipart/alternative",
+            "text/plain",
+            "text/html",
+            "text/calendar",
+            "application/ics",
+        ] == shape
+        inline, attached = list(message.walk())[4:]
+        assert mail.calendar.method == inline.get_param("method")
+        assert "invite.ics" == attached.get_filename()
+        assert mail.calendar.ics == inline.get_payload(decode=True) == attached.get_payload(decode=True)
     expected_headers = {
         "from",
         "to",

@@ -1,0 +1,53 @@
+"""The audit trail, and the inbound message a unit of work is about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from mailflow.store.schema import Event, Request
+
+_INSERT_EVENT = insert(Event)
+
+
+@dataclass(slots=True)
+class Inbound:
+    """The message being processed: its id and bytes, and what becomes of it (written back at the end)."""
+
+    id: int
+    raw: bytes
+    status: str = "processed"
+    reason: str = ""
+
+
+def record_event(
+    session: Session,
+    kind: str,
+    now: datetime,
+    *,
+    request: Request | None = None,
+    group_id: int | None = None,
+    from_state: str = "",
+    to_state: str = "",
+    actor: str = "",
+    inbound: Inbound | None = None,
+    detail: str = "",
+) -> None:
+    """Add one row to the audit trail."""
+    session.connection().execute(
+        _INSERT_EVENT,
+        {
+            "kind": kind,
+            "request_id": request.id if request else None,
+            "group_id": group_id if group_id is not None else (request.group_id if request else None),
+            "from_state": from_state,
+            "to_state": to_state,
+            "actor": actor,
+            "inbound_id": inbound.id if inbound else None,
+            "detail": detail[:4000],
+            "created_at": now,
+        },
+    )
