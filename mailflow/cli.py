@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,25 @@ def reject(state: _State, request_id: int, reason: str) -> None:
     from mailflow.core.model import Verdict  # noqa: PLC0415
 
     click.echo(f"request {request_id}: {queries.decide(state.runtime(), request_id, Verdict.REJECT, reason)}")
+
+
+@cli.command()
+@click.option("--now", "now_text", default=None, help="Run as at this time (ISO 8601; default: now).")
+@pass_state
+def tick(state: _State, now_text: str | None) -> None:
+    """Run the scheduled jobs (reminders, summaries) that are due at that time, then exit."""
+    from mailflow.app.schedule import tick as run  # noqa: PLC0415
+
+    now = None
+    if now_text is not None:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise MailflowError(f"--now: {now_text!r} is not ISO 8601, e.g. 2027-03-11T09:00Z") from None
+        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    result = run(state.runtime(), now)
+    for name, queued in result.queued.items():
+        click.echo(f"{name}: {queued} queued, {result.already[name]} already sent")
 
 
 @cli.command("meetings")

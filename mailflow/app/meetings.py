@@ -545,9 +545,7 @@ class Meetings:
         ids = list(set(contact_ids))
         if not ids:
             return {}
-        return dict(
-            self.session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(ids))).tuples().all()
-        )
+        return dict(self.session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(ids))).all())
 
     def context(
         self, meeting: Meeting, group: Group, core: cal.Meeting, overrides: Sequence[cal.Occurrence]

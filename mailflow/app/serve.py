@@ -1,4 +1,4 @@
-"""``mailflow serve``: intake, processing and the outbox sender, until SIGTERM or SIGINT.
+"""``mailflow serve``: intake, processing, the outbox sender and the scheduler, until SIGTERM or SIGINT.
 
 One thread processes stored messages, woken by the SMTP listener the moment a message is stored; another
 drains the outbox, woken as soon as a message has been processed, so a reply leaves within milliseconds and
@@ -16,6 +16,7 @@ from types import FrameType
 from mailflow.app.outbox import Pacer, send_once
 from mailflow.app.process import Cursors, Pipeline, process_pending
 from mailflow.app.runtime import Runtime
+from mailflow.app.schedule import tick
 from mailflow.errors import MailflowError
 from mailflow.intake.imap import ImapIntake
 from mailflow.intake.smtp import make_listener
@@ -25,6 +26,19 @@ from mailflow.store import migrate
 log = logging.getLogger("mailflow.serve")
 
 IDLE_WAKE_SECONDS = 5.0
+TICK_SECONDS = 60.0
+"""How often serve runs the scheduled jobs (reminders, summaries); each mail is still sent only once."""
+
+
+def _scheduler(runtime: Runtime, sent: threading.Event, stop: threading.Event) -> None:
+    """Run the scheduled jobs every minute; wake the sender when they queued mail."""
+    while not stop.is_set():
+        try:
+            if tick(runtime).total:
+                sent.set()
+        except Exception:
+            log.exception("scheduled jobs failed; retrying in %s s", TICK_SECONDS)
+        stop.wait(TICK_SECONDS)
 
 
 def _processor(runtime: Runtime, wake: threading.Event, sent: threading.Event, stop: threading.Event) -> None:
@@ -83,6 +97,7 @@ def serve(
     threads = [
         threading.Thread(target=_processor, args=(runtime, wake, sent, stop), name="processor", daemon=True),
         threading.Thread(target=_sender, args=(runtime, transport, sent, stop), name="sender", daemon=True),
+        threading.Thread(target=_scheduler, args=(runtime, sent, stop), name="scheduler", daemon=True),
     ]
     listener = None
     if settings.smtp_intake.enabled:

@@ -161,6 +161,26 @@ def _meeting_mails() -> list[Mail]:
             {**context, "what": "cancelled", "assumptions": [], "invited": 3, "occurrence": occurrence},
         )
     )
+    when = {"when": occurrence, "until": occurrence}
+    for answer in ("NEEDS-ACTION", "TENTATIVE", "ACCEPTED"):
+        mails.append(Mail("meeting_reminder", "anna@ghent.example", {**context, **when, "answer": answer}))
+    people = [
+        {"email": "anna@ghent.example", "name": HOSTILE},
+        {"email": "bo@x.example", "name": "bo@x.example"},
+    ]
+    answers = {"accepted": people, "tentative": [], "declined": people[:1], "unanswered": people[1:]}
+    mails.append(Mail("meeting_summary", "f@malmo.example", {**context, **when, **answers}))
+    for facilitator in ("f@malmo.example", None):
+        due = {
+            "group": {"slug": "circular", "name": HOSTILE},
+            "count": 1,
+            "needed": 2,
+            "year_start": occurrence,
+            "year_end": occurrence,
+            "facilitator": facilitator,
+        }
+        mails.append(Mail("meetings_due", "f@malmo.example", due))
+        mails.append(Mail("meetings_due_secretariat", "s@iclei.example", due))
     for group in (None, {"slug": "circular", "name": HOSTILE}):
         facts = {"reason": "Some details are missing:", "problems": ["no time: " + HOSTILE], "group": group}
         mails.append(Mail("meeting_help", "f@malmo.example", facts, answers_sender=True))
