@@ -304,6 +304,7 @@ class Meetings:
         meeting.updated_at = self.now
         if retimed:
             self._reset_answers(meeting.id)
+            meeting.answers_from_sequence = meeting.sequence
         self._send_all(meeting, group, cal.Method.REQUEST, "meeting_updated")
         record_event(
             self.session,
@@ -458,6 +459,9 @@ class Meetings:
             )
             if attendance is None:
                 continue
+            # The leaver's CANCEL carries a higher SEQUENCE (Outlook ignores a lower or stale one), and the
+            # meeting keeps it, so an invitation after a later rejoin is not older than that cancellation.
+            meeting.sequence, meeting.updated_at = meeting.sequence + 1, self.now
             self._send_one(meeting, group, attendance, cal.Method.CANCEL, "meeting_cancelled", leaving=True)
             attendance.invited, attendance.updated_at = False, self.now
             count += 1
@@ -605,6 +609,18 @@ class Meetings:
                 group_id=meeting.group_id,
                 actor=answer.email,
                 detail=f"meeting {meeting.id}",
+            )
+            return False
+        if answer.sequence < meeting.answers_from_sequence:
+            # An answer to the meeting before its time changed says nothing about the new time.
+            record_event(
+                self.session,
+                "rsvp_stale",
+                self.now,
+                group_id=meeting.group_id,
+                actor=answer.email,
+                detail=f"meeting {meeting.id}: answer to sequence {answer.sequence}, time changed at "
+                f"{meeting.answers_from_sequence}",
             )
             return False
         key = occurrence_key(answer.recurrence_id)

@@ -279,6 +279,8 @@ class Meeting(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
     uid: Mapped[str] = mapped_column(String(255), unique=True)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    answers_from_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    """The SEQUENCE at which the time last changed: a REPLY to an older one is stale."""
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     title: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(10))

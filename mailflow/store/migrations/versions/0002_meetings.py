@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.Integer(), nullable=False),
         sa.Column("uid", sa.String(length=255), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("answers_from_sequence", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("title", sa.String(length=300), nullable=False),
         sa.Column("kind", sa.String(length=10), nullable=False),
