@@ -38,8 +38,11 @@ _OUTBOX = OutboxMessage.__table__
 _INSERT_TOKEN = insert(ReplyToken)
 _INSERT_OUTBOX = insert(OutboxMessage)
 _SUPPRESSED = select(Suppression.__table__.c.email).where(Suppression.__table__.c.email == bindparam("email"))
+# Only replies count toward the rate limit: notices, invitations and reminders to the same address do not.
 _SENT_SINCE = select(func.count(_OUTBOX.c.id)).where(
-    _OUTBOX.c.to_addr == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime())
+    _OUTBOX.c.to_addr == bindparam("to"),
+    _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime()),
+    _OUTBOX.c.reply.is_(True),
 )
 
 
@@ -150,6 +153,7 @@ class Mailer:
                 "next_attempt_at": now,
                 "last_error": "",
                 "request_id": request.id if request else None,
+                "reply": mail.answers_sender,
                 "created_at": now,
                 "sent_at": None,
             },

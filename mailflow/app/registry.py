@@ -18,6 +18,7 @@ from sqlalchemy import select
 from mailflow.app.runtime import Runtime
 from mailflow.core.rules import NetworkStatus
 from mailflow.errors import RegistryError
+from mailflow.store import repo
 from mailflow.store.schema import Contact, Organisation, OrgDomain
 
 COLUMNS = ("organisation", "country", "status", "domains", "contact_email", "contact_name")
@@ -141,4 +142,5 @@ def import_file(runtime: Runtime, path: Path) -> ImportResult:
                 if row.contact_name:
                     contact.name = row.contact_name
             session.flush()
+        repo.adopt_organisations(session)
     return ImportResult(created, updated, contacts)

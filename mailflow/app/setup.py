@@ -77,3 +77,5 @@ def _ensure_facilitator_membership(
         )
     else:
         membership.role, membership.status = "facilitator", "active"
+        if membership.organisation_id is None:
+            membership.organisation_id = org_id

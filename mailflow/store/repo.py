@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Select, bindparam, func, insert, inspect, select
+from sqlalchemy import Select, bindparam, func, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mailflow.core.lifecycle import OPEN_STATES, RequestKind, RequestState
@@ -124,12 +124,36 @@ def contact_for(session: Session, email: str, name: str, now: datetime) -> Conta
     # Locking the sender's row makes two workers (PostgreSQL) handle one sender's mails one after the other.
     contact = session.get_one(Contact, row[0], with_for_update=True)
     if contact.organisation_id is None:
-        organisation = organisation_for_address(session, email)
-        if organisation is not None:
-            contact.organisation_id = organisation.id
+        adopt_organisation(session, contact)
     if name and not contact.name:
         contact.name = name[:300]
     return contact
+
+
+def adopt_organisation(session: Session, contact: Contact) -> bool:
+    """Match a contact without organisation to one by its address's domain, memberships included.
+
+    A contact created before the registry knew its domain (a facilitator declared in config, say) gets its
+    organisation once the registry does, and so do its memberships, which count toward a group's participants.
+    """
+    organisation = organisation_for_address(session, contact.email)
+    if organisation is None:
+        return False
+    contact.organisation_id = organisation.id
+    session.execute(
+        update(Membership)
+        .where(Membership.contact_id == contact.id, Membership.organisation_id.is_(None))
+        .values(organisation_id=organisation.id)
+    )
+    return True
+
+
+def adopt_organisations(session: Session) -> int:
+    """Match every contact without organisation (after a registry import); return how many were matched."""
+    return sum(
+        adopt_organisation(session, contact)
+        for contact in session.scalars(select(Contact).where(Contact.organisation_id.is_(None))).all()
+    )
 
 
 def person_for(session: Session, contact: Contact) -> Person:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -230,6 +231,8 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str] = mapped_column(Text, default="")
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    reply: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """It answers the sender's own message: these, and only these, count toward the reply rate limit."""
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
 

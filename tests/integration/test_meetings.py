@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from sqlalchemy import select
 
-from mailflow.app import meeting_ops
+from mailflow.app import meeting_ops, queries
 from mailflow.app.effects import Mailer
 from mailflow.app.meetings import Meetings
 from mailflow.app.process import Pipeline
-from mailflow.app.runtime import Runtime
+from mailflow.app.registry import import_file
+from mailflow.app.runtime import Runtime, build_runtime
+from mailflow.app.setup import initialise
+from mailflow.config import load_settings
 from mailflow.store.schema import Contact, Group, Membership, Organisation, OutboxMessage
-from mailflow.testing import invitation_calendar, rsvp_mail
+from mailflow.testing import DEFAULT_GROUPS, DEMO_REGISTRY, invitation_calendar, rsvp_mail, write_config
+from tests.conftest import Clock
 
 MEMBERS = ("anna@ghent.example", "bo@ghent.example", "cy@ghent.example")
 
@@ -123,3 +128,32 @@ def test_leaving_and_rejoining_never_sends_an_older_sequence(runtime: Runtime):
     assert _sequence(invited) < _sequence(cancelled) <= _sequence(again)
     assert "METHOD:CANCEL" in invitation_calendar(cancelled.raw)
     assert leaver in _answers(runtime)
+
+
+def test_a_facilitator_declared_before_the_registry_counts_for_their_organisation(
+    tmp_path: Path, database_url: str, clock: Clock
+):
+    """`init` before `org import`: the import gives the facilitator and their membership the organisation."""
+    groups = DEFAULT_GROUPS.replace(
+        'status = "forming"', 'status = "forming"\nfacilitator = "fiona@lyon.example"'
+    )
+    runtime = build_runtime(load_settings(write_config(tmp_path, database_url, groups=groups)))
+    runtime.clock = clock
+    try:
+        initialise(runtime)
+        registry = tmp_path / "registry.csv"
+        registry.write_text(DEMO_REGISTRY, encoding="utf-8")
+        import_file(runtime, registry)
+        with runtime.sessions() as session:
+            membership, organisation = session.execute(
+                select(Membership, Organisation.name)
+                .join(Contact, Membership.contact_id == Contact.id)
+                .join(Organisation, Contact.organisation_id == Organisation.id)
+                .where(Contact.email == "fiona@lyon.example")
+            ).one()
+            assert "City of Lyon" == organisation
+            assert membership.organisation_id == membership.contact.organisation_id
+        [circular] = [g for g in queries.groups(runtime) if g["slug"] == "circular"]
+        assert 1 == circular["participant_count"]
+    finally:
+        runtime.engine.dispose()

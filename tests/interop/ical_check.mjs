@@ -243,20 +243,25 @@ function checkFile(ICAL, file) {
   return report;
 }
 
-const files = process.argv.slice(2);
-const ICAL = loadIcal();
-if (!ICAL || !files.length) {
-  const error = !ICAL ? 'ical.js not found: set ICALJS_DIR to a folder holding node_modules/ical.js' : 'no .ics file given';
-  console.log(JSON.stringify({ ok: false, error }));
-  process.exit(2);
-}
-const reports = files.map((file) => {
-  try {
-    return checkFile(ICAL, file);
-  } catch (error) {
-    return { file, method: null, ok: false, violations: [`the check failed: ${error.message}`], computed: {} };
+// process.exitCode, not process.exit(): exiting at once can cut a long report short when stdout is a pipe.
+function main() {
+  const files = process.argv.slice(2);
+  const ICAL = loadIcal();
+  if (!ICAL || !files.length) {
+    const error = !ICAL ? 'ical.js not found: set ICALJS_DIR to a folder holding node_modules/ical.js' : 'no .ics file given';
+    console.log(JSON.stringify({ ok: false, error }));
+    return 2;
   }
-});
-const ok = reports.every((r) => r.ok);
-console.log(JSON.stringify({ ok, files: reports }, null, 2));
-process.exit(ok ? 0 : 1);
+  const reports = files.map((file) => {
+    try {
+      return checkFile(ICAL, file);
+    } catch (error) {
+      return { file, method: null, ok: false, violations: [`the check failed: ${error.message}`], computed: {} };
+    }
+  });
+  const ok = reports.every((r) => r.ok);
+  console.log(JSON.stringify({ ok, files: reports }, null, 2));
+  return ok ? 0 : 1;
+}
+
+process.exitCode = main();

@@ -1,4 +1,4 @@
-"""meetings: meetings, moved or cancelled occurrences, attendances (RSVPs), once-keys for scheduled mail
+"""meetings: meetings, moved or cancelled occurrences, attendances (RSVPs), once-keys, outbox.reply
 
 Revision ID: 0002
 Revises: 0001
@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Apply this revision."""
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reply", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "once_keys",
         sa.Column("key", sa.String(length=400), nullable=False),
@@ -110,6 +112,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("reply")
     op.drop_table("meeting_occurrences")
     with op.batch_alter_table("attendances", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_attendances_meeting_id"))
