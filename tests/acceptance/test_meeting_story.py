@@ -398,7 +398,7 @@ def test_facilitator_schedules_by_mail_and_every_member_is_invited(story: Story)
 
 
 def test_rsvps_from_four_clients_update_partstat_and_are_never_answered(story: Story):
-    """REPLY messages shaped like Outlook, Apple, Gmail and Thunderbird set each PARTSTAT; no mail answers them."""
+    """Replies shaped like Outlook, Apple, Gmail and Thunderbird set each PARTSTAT; no mail answers them."""
     story.build_group()
     meeting_id, batch = story.schedule_by_mail()
     answers = dict(zip(MEMBERS, ("ACCEPTED", "DECLINED", "TENTATIVE", "ACCEPTED"), strict=True))
