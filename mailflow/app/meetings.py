@@ -1,4 +1,4 @@
-"""Meetings: schedule, change and cancel them, invite the members, follow joins and leaves, read RSVPs.
+"""Meetings: schedule, change and cancel them, invite the members, follow joins and leaves.
 
 Every change commits in the caller's transaction together with its invitations in the outbox, so a crash
 leaves either the old meeting and no mail or the new one with all its mail. The iCalendar itself is written by
@@ -8,7 +8,6 @@ the pure :mod:`mailflow.core.calendar`; this module keeps the rows and decides w
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailflow.app.events import record_event
+from mailflow.app.meeting_rows import (
+    budget_refusal,
+    describe,
+    last_end,
+    occurrence_key,
+    overrides_of,
+    recurrence_columns,
+    tel_uri,
+    to_core,
+)
 from mailflow.app.runtime import Runtime
 from mailflow.core import calendar as cal
 from mailflow.core.meetings import local_long, meeting_context
@@ -31,8 +40,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailflow.meetings")
 
-_TEL_CHARS = re.compile(r"[^0-9+]")
-_STAMP = "%Y%m%dT%H%M%SZ"
+__all__ = [
+    "MeetingRefusedError",
+    "MeetingSpec",
+    "Meetings",
+    "occurrence_key",
+    "overrides_of",
+    "tel_uri",
+    "to_core",
+]
 
 
 class MeetingRefusedError(MailflowError):
@@ -53,70 +69,6 @@ class MeetingSpec:
     pin: str = ""
     description: str = ""
     recurrence: cal.Recurrence | None = None
-
-
-def tel_uri(number: str) -> str:
-    """A dial-in number as ``tel:+…`` ("+32 2 123 45 67" -> "tel:+3221234567"); "" stays ""."""
-    if not number.strip():
-        return ""
-    digits = _TEL_CHARS.sub("", number.removeprefix("tel:"))
-    return f"tel:{digits if digits.startswith('+') else '+' + digits.lstrip('0')}"
-
-
-def occurrence_key(recurrence_id: datetime | None) -> str:
-    """The attendance key of one occurrence ("" for the whole meeting)."""
-    return "" if recurrence_id is None else recurrence_id.astimezone(UTC).strftime(_STAMP)
-
-
-def _recurrence(row: Meeting) -> cal.Recurrence | None:
-    if not row.frequency:
-        return None
-    return cal.Recurrence(
-        frequency=cal.Frequency(row.frequency),
-        interval=row.interval,
-        byday=tuple(filter(None, row.byday.split(","))),
-        until=row.until,
-        count=row.count,
-    )
-
-
-def to_core(row: Meeting, organizer_name: str, organizer_email: str) -> cal.Meeting:
-    """The calendar's view of a stored meeting."""
-    return cal.Meeting(
-        uid=row.uid,
-        sequence=row.sequence,
-        summary=row.title,
-        start=row.starts_at.astimezone(ZoneInfo(row.tzid)) if row.tzid != "UTC" else row.starts_at,
-        duration=timedelta(minutes=row.duration_minutes),
-        tzid=row.tzid,
-        kind=cal.Kind(row.kind),
-        organizer_email=organizer_email,
-        organizer_name=organizer_name,
-        description=row.description,
-        join_url=row.join_url,
-        dial_in=row.dial_in,
-        pin=row.pin,
-        recurrence=_recurrence(row),
-        status=cal.Status.CANCELLED if row.status == "cancelled" else cal.Status.CONFIRMED,
-    )
-
-
-def overrides_of(session: Session, meeting_id: int) -> list[cal.Occurrence]:
-    """The moved and cancelled occurrences of a series."""
-    rows = session.scalars(
-        select(MeetingOccurrence)
-        .where(MeetingOccurrence.meeting_id == meeting_id)
-        .order_by(MeetingOccurrence.recurrence_id)
-    )
-    return [
-        cal.Occurrence(
-            recurrence_id=row.recurrence_id,
-            start=row.starts_at,
-            duration=timedelta(minutes=row.duration_minutes) if row.duration_minutes else None,
-            cancelled=row.cancelled,
-        )
-        for row in rows
-    ]
 
 
 class Meetings:
@@ -163,34 +115,22 @@ class Meetings:
             )
         )
 
-    def _booked(self, group_id: int, year: int, excluding: int | None) -> list[timedelta]:
-        """The durations of the group's other meetings that fall in ``year``."""
-        found: list[timedelta] = []
-        others = self.session.scalars(
-            select(Meeting).where(Meeting.group_id == group_id, Meeting.status != "cancelled")
-        )
-        for other in others:
-            if other.id == excluding:
-                continue
-            core = to_core(other, "", self.runtime.settings.network.address)
-            found.extend(cal.durations_by_year(core, overrides_of(self.session, other.id)).get(year, []))
-        return found
-
     def check_budget(
         self, group: Group, proposal: cal.Meeting, overrides: Sequence[cal.Occurrence], excluding: int | None
     ) -> None:
-        """Refuse a proposal that takes the group past two days of meetings in any year (SPEC §2.6)."""
+        """Refuse a proposal that takes the group past its days of meetings in any year (SPEC §2.6)."""
         limits = self.runtime.settings.meetings
-        for year, durations in sorted(cal.durations_by_year(proposal, overrides).items()):
-            verdict = cal.meeting_budget(
-                year,
-                self._booked(group.id, year, excluding),
-                durations,
-                days=limits.days_per_year,
-                hours_per_day=limits.hours_per_day,
-            )
-            if not verdict.allowed:
-                raise MeetingRefusedError(verdict.reason[:1].upper() + verdict.reason[1:] + ".")
+        reason = budget_refusal(
+            self.session,
+            group.id,
+            proposal,
+            overrides,
+            excluding,
+            days=limits.days_per_year,
+            hours_per_day=limits.hours_per_day,
+        )
+        if reason:
+            raise MeetingRefusedError(reason)
 
     # -- changing --------------------------------------------------------------------------------------
 
@@ -242,8 +182,8 @@ class Meetings:
             created_by=actor,
             created_at=self.now,
             updated_at=self.now,
-            **_recurrence_columns(spec.recurrence),
-            ends_at=_last_end(proposal, ()),
+            **recurrence_columns(spec.recurrence),
+            ends_at=last_end(proposal, ()),
         )
         self.session.add(meeting)
         self.session.flush()
@@ -257,7 +197,7 @@ class Meetings:
             self.now,
             group_id=group.id,
             actor=actor,
-            detail=_describe(meeting),
+            detail=describe(meeting),
         )
         return meeting
 
@@ -300,7 +240,7 @@ class Meetings:
         meeting.duration_minutes = int(proposal.duration.total_seconds() // 60)
         meeting.join_url, meeting.dial_in, meeting.pin = proposal.join_url, proposal.dial_in, proposal.pin
         meeting.title = proposal.summary[:300]
-        meeting.ends_at = _last_end(proposal, overrides)
+        meeting.ends_at = last_end(proposal, overrides)
         meeting.updated_at = self.now
         if retimed:
             self._reset_answers(meeting.id)
@@ -312,7 +252,7 @@ class Meetings:
             self.now,
             group_id=group.id,
             actor=actor,
-            detail=_describe(meeting),
+            detail=describe(meeting),
         )
         return meeting
 
@@ -346,7 +286,7 @@ class Meetings:
             self.now,
             group_id=group.id,
             actor=actor,
-            detail=_describe(meeting),
+            detail=describe(meeting),
         )
         return meeting
 
@@ -387,7 +327,7 @@ class Meetings:
         row.duration_minutes = int(duration.total_seconds() // 60) if duration else None
         row.cancelled, row.updated_at = cancel, self.now
         meeting.sequence, meeting.updated_at = proposal.sequence, self.now
-        meeting.ends_at = _last_end(proposal, [*overrides, change])
+        meeting.ends_at = last_end(proposal, [*overrides, change])
         self.session.flush()
         if cancel:
             self._send_all(meeting, group, cal.Method.CANCEL, "meeting_cancelled", occurrence=original)
@@ -405,7 +345,7 @@ class Meetings:
             self.now,
             group_id=group.id,
             actor=actor,
-            detail=f"{_describe(meeting)}; occurrence {occurrence_key(original)}",
+            detail=f"{describe(meeting)}; occurrence {occurrence_key(original)}",
         )
         return meeting
 
@@ -558,119 +498,3 @@ class Meetings:
         return meeting_context(
             core, overrides, meeting_id=meeting.id, group_slug=group.slug, group_name=group.name, now=self.now
         )
-
-    # -- answers ---------------------------------------------------------------------------------------
-
-    def record_rsvps(self, calendar_text: str, sender: str) -> int:
-        """Apply the answers of an iMIP REPLY from ``sender``; return how many changed an attendance.
-
-        An answer counts only for an invited attendee of a meeting we sent, from that attendee's own address,
-        and not for an older SEQUENCE than a later answer already recorded. Nothing is ever mailed back.
-        """
-        try:
-            answers = cal.read_reply(calendar_text.encode("utf-8"))
-        except cal.CalendarError as error:
-            record_event(self.session, "rsvp_unreadable", self.now, actor=sender, detail=str(error))
-            return 0
-        changed = 0
-        for answer in answers:
-            meeting = self.session.scalar(select(Meeting).where(Meeting.uid == answer.uid))
-            if meeting is None:
-                record_event(self.session, "rsvp_unknown_meeting", self.now, actor=sender, detail=answer.uid)
-                continue
-            if answer.email != sender.lower():
-                record_event(
-                    self.session,
-                    "rsvp_wrong_sender",
-                    self.now,
-                    group_id=meeting.group_id,
-                    actor=sender,
-                    detail=f"answer for {answer.email} to meeting {meeting.id}",
-                )
-                continue
-            if self._answer(meeting, answer):
-                changed += 1
-        return changed
-
-    def _answer(self, meeting: Meeting, answer: cal.Rsvp) -> bool:
-        invited = self.session.scalar(
-            select(Attendance).where(
-                Attendance.meeting_id == meeting.id,
-                Attendance.email == answer.email,
-                Attendance.occurrence == "",
-                Attendance.invited,
-            )
-        )
-        if invited is None:
-            record_event(
-                self.session,
-                "rsvp_not_invited",
-                self.now,
-                group_id=meeting.group_id,
-                actor=answer.email,
-                detail=f"meeting {meeting.id}",
-            )
-            return False
-        if answer.sequence < meeting.answers_from_sequence:
-            # An answer to the meeting before its time changed says nothing about the new time.
-            record_event(
-                self.session,
-                "rsvp_stale",
-                self.now,
-                group_id=meeting.group_id,
-                actor=answer.email,
-                detail=f"meeting {meeting.id}: answer to sequence {answer.sequence}, time changed at "
-                f"{meeting.answers_from_sequence}",
-            )
-            return False
-        key = occurrence_key(answer.recurrence_id)
-        row = invited
-        if key:
-            row = self.session.scalar(
-                select(Attendance).where(
-                    Attendance.meeting_id == meeting.id,
-                    Attendance.email == answer.email,
-                    Attendance.occurrence == key,
-                )
-            ) or Attendance(
-                meeting_id=meeting.id,
-                contact_id=invited.contact_id,
-                email=answer.email,
-                occurrence=key,
-                invited=True,
-                updated_at=self.now,
-            )
-            self.session.add(row)
-        row.partstat, row.answered_at, row.updated_at = answer.partstat.value, self.now, self.now
-        record_event(
-            self.session,
-            "rsvp",
-            self.now,
-            group_id=meeting.group_id,
-            actor=answer.email,
-            detail=f"meeting {meeting.id}{' occurrence ' + key if key else ''}: {answer.partstat.value}",
-        )
-        return True
-
-
-def _recurrence_columns(rule: cal.Recurrence | None) -> dict[str, Any]:
-    if rule is None:
-        return {"frequency": "", "interval": 1, "byday": "", "until": None, "count": None}
-    return {
-        "frequency": rule.frequency.value,
-        "interval": rule.interval,
-        "byday": ",".join(rule.byday),
-        "until": rule.until.astimezone(UTC) if rule.until else None,
-        "count": rule.count,
-    }
-
-
-def _last_end(meeting: cal.Meeting, overrides: Sequence[cal.Occurrence]) -> datetime:
-    instances = cal.occurrences(meeting, overrides)
-    if not instances:
-        return meeting.start.astimezone(UTC)
-    return max(i.start + i.duration for i in instances).astimezone(UTC)
-
-
-def _describe(meeting: Meeting) -> str:
-    return f"meeting {meeting.id} {meeting.uid} seq {meeting.sequence}: {meeting.starts_at.isoformat()}"

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from mailflow.app.effects import Mailer
 from mailflow.app.events import Inbound, record_event
 from mailflow.app.handlers import HANDLERS, handle_help
-from mailflow.app.meetings import Meetings
 from mailflow.app.replies import handle_token_reply
+from mailflow.app.rsvp import record_rsvps
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
 from mailflow.core.intent import classify
@@ -343,10 +343,7 @@ def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail
     if kind is LoopKind.CALENDAR_REPLY and parsed.calendar and parsed.from_addr:
         # An iMIP REPLY: the attendee's answer is recorded; it is never answered with mail.
         inbound.reason = kind.value
-        meetings = Meetings(
-            session, runtime, now, Mailer(session, runtime, now, parsed=parsed, inbound=inbound)
-        )
-        meetings.record_rsvps(parsed.calendar, parsed.from_addr)
+        record_rsvps(session, now, parsed.calendar, parsed.from_addr)
         return parsed
     if kind is not None:
         inbound.status, inbound.reason = "ignored", kind.value
