@@ -176,6 +176,27 @@ class MeetingSettings(_Section):
     summary_hours_before: Annotated[float, Field(gt=0, le=24 * 14)] = 24
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class DigestSettings(_Section):
+    """``[digests]``: when members and the network get their digests."""
+
+    default: Literal["weekly", "monthly", "off"] = "weekly"
+    weekday: Weekday = "monday"
+    hour: Annotated[int, Field(ge=0, le=23)] = 8
+    network: Literal["weekly", "monthly", "off"] = "monthly"
+
+
+class LifecycleSettings(_Section):
+    """``[lifecycle]``: reminders over a group's life and its period (SPEC §2.4, §2.5)."""
+
+    approval_reminder_hours: Annotated[float, Field(gt=0)] = 72
+    update_every_days: Annotated[int, Field(ge=1)] = 90
+    period_months: Annotated[int, Field(ge=1, le=120)] = 24
+    end_notice_days: Annotated[int, Field(ge=1, le=365)] = 60
+
+
 class GroupSettings(_Section):
     """One ``[[groups]]`` entry: a group the network declares."""
 
@@ -201,6 +222,8 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     limits: LimitSettings = LimitSettings()
     meetings: MeetingSettings = MeetingSettings()
+    digests: DigestSettings = DigestSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     groups: tuple[GroupSettings, ...] = ()
 
     @model_validator(mode="after")

@@ -92,6 +92,8 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(String(300), default="")
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     created_at: Mapped[datetime]
+    digest: Mapped[str] = mapped_column(String(10), default="weekly", server_default="weekly")
+    """How often the contact wants the digest of their groups: ``weekly``, ``monthly`` or ``off``."""
 
 
 class Group(Base):
@@ -111,6 +113,9 @@ class Group(Base):
     declared: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     activated_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    """The end of the group's period (SPEC §2.5), set when it becomes active; moved by EXTEND."""
+    closed_at: Mapped[datetime | None]
     facilitator: Mapped[Contact | None] = relationship()
 
 
@@ -206,7 +211,9 @@ class ReplyToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    """For a group's end-of-period question (EXTEND or CLOSE), the group; such a token has no request."""
     purpose: Mapped[str] = mapped_column(String(20))
     bound_to: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime]
@@ -348,4 +355,20 @@ class Once(Base):
     __tablename__ = "once_keys"
 
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class GroupUpdate(Base):
+    """A facilitator's update on the group's exchanges and actions: group activity for the digests."""
+
+    __tablename__ = "group_updates"
+    __table_args__ = (Index("ix_group_updates_group_created", "group_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    author: Mapped[str] = mapped_column(String(320))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    text: Mapped[str] = mapped_column(Text)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     created_at: Mapped[datetime]
