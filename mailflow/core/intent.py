@@ -137,6 +137,18 @@ _MEETING_WORDS: Final = _words("meeting schedule reschedule cancel")
 _MEETING_CHANGE: Final = re.compile(
     r"(?i)(?:meeting\s+)?(update|change|move|reschedule|cancel)?\s*(?:meeting\s+)?#?(\d+)"
 )
+_DIGEST_CHOICES: Final = {
+    "weekly": "weekly",
+    "week": "weekly",
+    "monthly": "monthly",
+    "month": "monthly",
+    "off": "off",
+    "stop": "off",
+    "none": "off",
+    "never": "off",
+    "unsubscribe": "off",
+    "on": "weekly",
+}
 _NOT_AN_ARGUMENT: Final = _words("us me our")
 # Function words and words that describe the whole network rather than one group (stemmed).
 _STOPWORDS: Final = _words(
@@ -346,10 +358,38 @@ def _meeting(word: str, argument: str, groups: Sequence[GroupRef]) -> Intent | N
     return replace(found, topic="schedule")
 
 
+def _digest(argument: str) -> Intent:
+    """DIGEST weekly|monthly|off (also "DIGEST stop", "DIGEST unsubscribe"): how often the digest comes."""
+    word = normalise(argument).partition(" ")[0]
+    choice = _DIGEST_CHOICES.get(word, "")
+    return Intent(IntentKind.DIGEST, topic=choice, exact=True)
+
+
+def _update(argument: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
+    """UPDATE <group>: a facilitator's update on the group (the group may be named in the body instead).
+
+    Without a group it is no command: "Update on our request?" asks for a status.
+    """
+    found = _find(argument, groups) if argument else _find(body, groups)
+    if not found.slugs or _MEETING_CHANGE.fullmatch(argument):
+        return None
+    return _group_intent(IntentKind.UPDATE, found, argument, exact=True)
+
+
+def _service_command(word: str, argument: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
+    """The commands of members and facilitators beyond requests: DIGEST, UPDATE and the meeting words."""
+    if word == "digest":
+        return _digest(argument)
+    if word == "update":
+        return _update(argument, body, groups)
+    return _meeting(word, argument, groups)
+
+
 def _command(line: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
     match = _COMMAND.fullmatch(line)
-    if match is not None and normalise(match[1]) in _MEETING_WORDS:
-        return _meeting(normalise(match[1]), " ".join(match[2].split()), groups)
+    word = normalise(match[1]) if match is not None else ""
+    if match is not None and (word in _MEETING_WORDS or word in {"digest", "update"}):
+        return _service_command(word, " ".join(match[2].split()), body, groups)
     if match is None or normalise(match[1]) not in _COMMANDS:
         return None
     kind, argument = IntentKind(normalise(match[1])), " ".join(match[2].split())

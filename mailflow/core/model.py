@@ -70,6 +70,8 @@ class IntentKind(enum.StrEnum):
     HELP = "help"
     STATUS = "status"
     MEETING = "meeting"
+    UPDATE = "update"
+    DIGEST = "digest"
     APPROVAL_REPLY = "approval_reply"
     CALENDAR_REPLY = "calendar_reply"
     AUTOMATED = "automated"
@@ -112,7 +114,7 @@ class Intent:
         candidates: slugs of the groups that matched when several did (ambiguous).
         group_text: the words that named a group, as written (empty when none).
         topic: for START, the proposed group's topic; for MEETING, the action: ``schedule``,
-            ``update <id>`` or ``cancel <id>``.
+            ``update <id>`` or ``cancel <id>``; for DIGEST, ``weekly``, ``monthly``, ``off`` or "" (unclear).
         aim: for START, the aim the requester gave ("" when none).
         decision: for APPROVAL_REPLY, what the approver decided (None when no keyword was found).
         exact: the intent came from an exact subject command.

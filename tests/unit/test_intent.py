@@ -419,3 +419,50 @@ def test_classify_start_topic_from_subject() -> None:
 def test_declined_join_is_not_a_request(subject: str, text: str, expected: IntentKind) -> None:
     """A negation just before the verb declines: "not interested in joining" makes no join request."""
     assert expected == classify(subject, text, GROUPS, has_token=False).kind
+
+
+MEETING, UPDATE, DIGEST = IntentKind.MEETING, IntentKind.UPDATE, IntentKind.DIGEST
+
+
+@pytest.mark.parametrize(
+    ("subject", "text", "kind", "topic", "group"),
+    _cases(
+        ("meeting-schedule", "MEETING circular", "When: 12 March", MEETING, "schedule", "circular"),
+        ("meeting-name", "Meeting: Circular Public Procurement", "", MEETING, "schedule", "circular"),
+        ("schedule-word", "SCHEDULE food", "", MEETING, "schedule", "food"),
+        ("meeting-no-group", "Schedule a meeting please", "", MEETING, "schedule", None),
+        ("meeting-update", "MEETING UPDATE 12", "When: …", MEETING, "update 12", None),
+        ("meeting-cancel-hash", "meeting cancel #3", "", MEETING, "cancel 3", None),
+        ("cancel-meeting", "Cancel meeting 4", "", MEETING, "cancel 4", None),
+        ("reschedule", "RESCHEDULE 7", "", MEETING, "update 7", None),
+        ("reply-prefix", "Re: MEETING circular", "", MEETING, "schedule", "circular"),
+        ("update-group", "UPDATE circular", "We met and agreed", UPDATE, "", "circular"),
+        ("update-group-in-body", "Update", "Circular group: we met", UPDATE, "", "circular"),
+        ("digest-off", "DIGEST off", "", DIGEST, "off", None),
+        ("digest-stop", "digest stop", "", DIGEST, "off", None),
+        ("digest-monthly", "Digest monthly", "", DIGEST, "monthly", None),
+        ("digest-weekly", "DIGEST weekly", "", DIGEST, "weekly", None),
+        ("digest-unclear", "DIGEST sometimes", "", DIGEST, "", None),
+    ),
+)
+def test_classify_service_commands(
+    subject: str, text: str, kind: IntentKind, topic: str, group: str | None
+) -> None:
+    """Meeting, update and digest commands in the subject are exact commands with their argument."""
+    intent = classify(subject, text, GROUPS, has_token=False)
+    assert (kind, topic, group, True) == (intent.kind, intent.topic, intent.group_slug, intent.exact)
+
+
+@pytest.mark.parametrize(
+    ("subject", "text"),
+    _cases(
+        ("cancel-membership", "Cancel our membership", "We leave the circular group"),
+        ("meeting-number-only", "MEETING 12", ""),
+        ("update-without-group", "update on our request", "any news?"),
+        ("update-number", "Update 12", ""),
+    ),
+)
+def test_words_that_are_not_service_commands(subject: str, text: str) -> None:
+    """Ordinary subjects that start with the command words are not read as those commands."""
+    intent = classify(subject, text, GROUPS, has_token=False)
+    assert intent.kind not in {MEETING, UPDATE, DIGEST}
