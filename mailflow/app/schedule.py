@@ -9,7 +9,7 @@ ticking at once all send every mail exactly once. Jobs only read, so a job may b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -276,13 +276,19 @@ def _queue_once(runtime: Runtime, item: Due, now: datetime) -> bool:
     return True
 
 
-def tick(runtime: Runtime, now: datetime | None = None, jobs: Iterable[str] | None = None) -> TickResult:
-    """Run the scheduled jobs at ``now`` (the clock's time when None); each due mail is queued once."""
+def tick(
+    runtime: Runtime, now: datetime | None = None, jobs: Iterable[str] | Mapping[str, Job] | None = None
+) -> TickResult:
+    """Run the scheduled jobs at ``now`` (the clock's time when None); each due mail is queued once.
+
+    ``jobs`` picks some of :data:`JOBS` by name, or gives jobs of its own (a mapping of name to job).
+    """
     now = now or runtime.clock()
     result = TickResult()
-    for name in jobs or JOBS:
+    chosen = jobs if isinstance(jobs, Mapping) else {name: JOBS[name] for name in (jobs or JOBS)}
+    for name, job in chosen.items():
         with runtime.sessions() as session:
-            due = JOBS[name](session, runtime, now)
+            due = job(session, runtime, now)
         done = _sent_keys(runtime, (item.key[:400] for item in due))
         queued = already = 0
         for item in due:
