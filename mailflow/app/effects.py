@@ -92,8 +92,12 @@ class Mailer:
         sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar()
         return (sent or 0) >= limit
 
-    def queue(self, mail: Mail, request: Request | None = None) -> str | None:
-        """Render and queue ``mail``; return its Message-ID, or None when suppressed or rate limited."""
+    def queue(self, mail: Mail, request: Request | None = None, *, group_id: int | None = None) -> str | None:
+        """Render and queue ``mail``; return its Message-ID, or None when suppressed or rate limited.
+
+        A token the mail asks for is bound to ``request``, or, for a group's own question (EXTEND or CLOSE),
+        to ``group_id``.
+        """
         session, runtime, now = self._session, self._runtime, self._now
         to = mail.to.lower()
         connection = session.connection()
@@ -104,13 +108,14 @@ class Mailer:
             record_event(session, "reply_rate_limited", now, request=request, actor=to, detail=mail.template)
             return None
         token: str | None = None
-        if mail.token is not None and request is not None:
+        if mail.token is not None and (request is not None or group_id is not None):
             token = format_token(runtime.entropy(TOKEN_BYTES))
             connection.execute(
                 _INSERT_TOKEN,
                 {
                     "token_hash": hash_token(token),
-                    "request_id": request.id,
+                    "request_id": request.id if request is not None else None,
+                    "group_id": group_id,
                     "purpose": mail.token.purpose,
                     "bound_to": mail.token.bound_to.lower(),
                     "created_at": now,
@@ -132,7 +137,7 @@ class Mailer:
             runtime.templates,
             mail,
             identity=runtime.identity,
-            message_id=runtime.new_message_id(),
+            message_id=runtime.new_message_id(mail.id_prefix),
             date=now,
             token=token,
             in_reply_to=in_reply_to,

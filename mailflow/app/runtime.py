@@ -66,9 +66,14 @@ class Runtime:
             return secretariat.leads_to
         return secretariat.approvers[0] if secretariat.approvers else self.settings.network.address
 
-    def new_message_id(self) -> str:
-        """A fresh, globally unique Message-ID (without angle brackets) in our domain."""
-        return f"{self.entropy(12).hex()}@{self.settings.network.domain}"
+    def new_message_id(self, prefix: str = "") -> str:
+        """A fresh, globally unique Message-ID (without angle brackets) in our domain, ``prefix.`` first."""
+        local = self.entropy(12).hex()
+        return (
+            f"{prefix}.{local}@{self.settings.network.domain}"
+            if prefix
+            else f"{local}@{self.settings.network.domain}"
+        )
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -158,6 +158,7 @@ def render(
         ("Auto-Submitted", "auto-replied" if mail.answers_sender else "auto-generated"),
         ("X-Auto-Response-Suppress", "All"),
         ("X-Mailflow", mail.template),
+        *((name, one_line(value, 900)) for name, value in mail.headers),
     ]
     body = _body(text, html, mail.calendar)
     return Rendered(

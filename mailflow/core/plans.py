@@ -38,6 +38,9 @@ class Mail:
         answers_sender: the mail answers the message being processed (``Auto-Submitted: auto-replied``,
             In-Reply-To it); otherwise it is ``auto-generated`` and threads under the request.
         calendar: an invitation or cancellation to carry (iMIP, RFC 6047), if any.
+        headers: more header fields, such as ``List-Id`` and ``List-Unsubscribe`` of a digest; each value
+            on one line (the composer cuts control characters).
+        id_prefix: a prefix for the Message-ID's local part (``digest``), so replies to it are recognised.
     """
 
     template: str
@@ -46,6 +49,8 @@ class Mail:
     token: TokenSpec | None = None
     answers_sender: bool = False
     calendar: CalendarPart | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    id_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
