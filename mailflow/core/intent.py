@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
-from mailflow.core.model import Decision, Intent, IntentKind, Verdict
+from mailflow.core.model import Decision, GroupDecision, Intent, IntentKind, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -281,6 +281,37 @@ def match_groups(text: str, groups: Sequence[GroupRef]) -> tuple[str, ...]:
 
     """
     return _find(text, groups).slugs
+
+
+_GROUP_DECISION: Final = re.compile(
+    r"(?i)(?P<word>extend(?:ed)?|close[ds]?)\b[\s:,.!-]*(?:by\s+|for\s+)?(?P<n>\d{1,3})?\s*(?P<unit>months?|years?)?"
+)
+_MAX_EXTENSION_MONTHS: Final = 60
+DEFAULT_EXTENSION_MONTHS: Final = 12
+"""What a bare EXTEND means: one more year."""
+
+
+def parse_group_decision(text: str) -> GroupDecision | None:
+    """Read EXTEND [n months|years] or CLOSE from the first non-empty line of the new text.
+
+    A bare EXTEND is one more year; more than five years at once is not read as a decision (it is
+    more likely a typo than a plan). A quoted line never decides.
+    """
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first.startswith(">"):
+        return None
+    match = _GROUP_DECISION.match(re.sub(r"[*_~`]", "", first).lstrip("#\ufeff\u200b \t"))
+    if match is None:
+        return None
+    if match["word"].lower().startswith("close"):
+        return GroupDecision(extend=False)
+    number = int(match["n"]) if match["n"] else None
+    if number is None:
+        return GroupDecision(extend=True, months=DEFAULT_EXTENSION_MONTHS)
+    months = number * 12 if (match["unit"] or "").lower().startswith("year") else number
+    if not 0 < months <= _MAX_EXTENSION_MONTHS:
+        return None
+    return GroupDecision(extend=True, months=months)
 
 
 def parse_decision(text: str) -> Decision | None:

@@ -128,3 +128,11 @@ class Intent:
     aim: str = ""
     decision: Decision | None = None
     exact: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDecision:
+    """The answer to a group's end-of-period question: extend by ``months``, or close (``months`` 0)."""
+
+    extend: bool
+    months: int = 0

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mailflow.core.intent import classify, match_groups, normalise, parse_decision
-from mailflow.core.model import Decision, GroupRef, Intent, IntentKind, Verdict
+from mailflow.core.intent import classify, match_groups, normalise, parse_decision, parse_group_decision
+from mailflow.core.model import Decision, GroupDecision, GroupRef, Intent, IntentKind, Verdict
 
 FOOD = ("food", "healthy food", "catering")
 GROUPS = (
@@ -466,3 +466,31 @@ def test_words_that_are_not_service_commands(subject: str, text: str) -> None:
     """Ordinary subjects that start with the command words are not read as those commands."""
     intent = classify(subject, text, GROUPS, has_token=False)
     assert intent.kind not in {MEETING, UPDATE, DIGEST}
+
+
+@pytest.mark.parametrize(
+    ("text", "extend", "months"),
+    _cases(
+        ("extend-months", "EXTEND 12", True, 12),
+        ("extend-by", "extend by 6 months", True, 6),
+        ("extend-year", "Extend: 1 year", True, 12),
+        ("extend-bare", "EXTEND", True, 12),
+        ("extended-for", "Extended for 18 months\nThanks", True, 18),
+        ("extend-bold", "**EXTEND** 6", True, 6),
+        ("close", "CLOSE", False, 0),
+        ("closed", "Closed.", False, 0),
+        ("close-sentence", "close the group please", False, 0),
+    ),
+)
+def test_parse_group_decision(text: str, extend: bool, months: int) -> None:
+    """EXTEND [n months|years] or CLOSE on the first line answers a group's end-of-period question."""
+    assert GroupDecision(extend, months) == parse_group_decision(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    _cases(("quoted", "> EXTEND 6"), ("too-long", "extend 200"), ("other", "Hello"), ("blank", "  \n")),
+)
+def test_no_group_decision(text: str) -> None:
+    """Quoted lines, extensions beyond five years and other text decide nothing."""
+    assert parse_group_decision(text) is None
