@@ -10,6 +10,7 @@ from sqlalchemy import select
 from mailflow.app.effects import apply_plan
 from mailflow.app.events import record_event
 from mailflow.app.meeting_mail import handle_meeting
+from mailflow.app.updates import handle_update
 from mailflow.app.work import Work
 from mailflow.core.intent import match_groups
 from mailflow.core.lifecycle import RequestKind, RequestState
@@ -255,5 +256,6 @@ HANDLERS: dict[IntentKind, Handler] = {
     IntentKind.AUTOMATED: handle_ignored,
     IntentKind.CALENDAR_REPLY: handle_ignored,
     IntentKind.MEETING: handle_meeting,
+    IntentKind.UPDATE: handle_update,
 }
 """The handler for each intent of a message that carries no reply token; anything else gets help."""

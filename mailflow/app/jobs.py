@@ -1,0 +1,108 @@
+"""The exactly-once runner of scheduled mail: jobs say what is due, each mail is queued once.
+
+A job reads what is due and returns one :class:`Due` per mail, keyed by job, subject, period and recipient.
+Each mail is then queued in a transaction of its own together with its key in ``once_keys``, whose primary
+key refuses a second copy: a tick run twice, a tick that crashed halfway and is run again, or two instances
+ticking at once all send every mail exactly once. Jobs only read, so a job may be re-run at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailflow.app.effects import Mailer
+from mailflow.app.events import record_event
+from mailflow.app.runtime import Runtime
+from mailflow.core.plans import Mail
+from mailflow.store.schema import Once
+
+log = logging.getLogger("mailflow.schedule")
+
+_KEY_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One scheduled mail: its once-key, the mail, the event that records it, and a change that goes with it.
+
+    A token the mail asks for is bound to ``group_id``. ``apply`` changes state in the same transaction as
+    the mail (a group moving to ``closing`` with its question), so both happen once or not at all.
+    """
+
+    key: str
+    mail: Mail
+    event: str
+    group_id: int | None = None
+    detail: str = ""
+    apply: Callable[[Session, datetime], None] | None = None
+
+
+@dataclass
+class TickResult:
+    """What one tick did, per job: mails queued now, and mails found already sent."""
+
+    queued: dict[str, int] = field(default_factory=dict)
+    already: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Mails queued by this tick."""
+        return sum(self.queued.values())
+
+
+Job = Callable[[Session, Runtime, datetime], list[Due]]
+
+
+def _sent_keys(runtime: Runtime, keys: Iterable[str]) -> set[str]:
+    wanted = list(keys)
+    found: set[str] = set()
+    with runtime.sessions() as session:
+        for start in range(0, len(wanted), _KEY_CHUNK):
+            chunk = wanted[start : start + _KEY_CHUNK]
+            found.update(session.scalars(select(Once.key).where(Once.key.in_(chunk))))
+    return found
+
+
+def _queue_once(runtime: Runtime, item: Due, now: datetime) -> bool:
+    """Queue one scheduled mail with its key in one transaction; False when it was already sent."""
+    try:
+        with runtime.sessions.begin() as session:
+            session.add(Once(key=item.key[:400], created_at=now))
+            session.flush()  # the key first: a concurrent tick that holds it makes this one stop here
+            if item.apply is not None:
+                item.apply(session, now)
+            Mailer(session, runtime, now).queue(
+                item.mail, group_id=item.group_id if item.mail.token else None
+            )
+            record_event(
+                session, item.event, now, group_id=item.group_id, actor=item.mail.to, detail=item.detail
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def run_jobs(runtime: Runtime, now: datetime, jobs: Mapping[str, Job]) -> TickResult:
+    """Run ``jobs`` at ``now``; each mail they find due is queued once, however often this runs."""
+    result = TickResult()
+    for name, job in jobs.items():
+        with runtime.sessions() as session:
+            due = job(session, runtime, now)
+        done = _sent_keys(runtime, (item.key[:400] for item in due))
+        queued = already = 0
+        for item in due:
+            if item.key[:400] in done or not _queue_once(runtime, item, now):
+                already += 1
+            else:
+                queued += 1
+        result.queued[name], result.already[name] = queued, already
+        if due:
+            log.info("tick %s: %d queued, %d already sent", name, queued, already)
+    return result
