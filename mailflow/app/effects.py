@@ -7,6 +7,7 @@ vanish together.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,13 +17,13 @@ from sqlalchemy.orm import Session
 from mailflow.app.events import Inbound, record_event
 from mailflow.app.meetings import Meetings
 from mailflow.app.runtime import Runtime
-from mailflow.core.compose import render
+from mailflow.core.compose import render, render_bodies
 from mailflow.core.intent import normalise
 from mailflow.core.lifecycle import OPEN_STATES
 from mailflow.core.model import ParsedMail
 from mailflow.core.plans import Mail, Plan
 from mailflow.core.tokens import TOKEN_BYTES, format_token, hash_token
-from mailflow.store.repo import forget_groups
+from mailflow.store.repo import end_terms, forget_groups, start_term
 from mailflow.store.schema import (
     Contact,
     Group,
@@ -36,6 +37,7 @@ from mailflow.store.schema import (
 
 _OUTBOX = OutboxMessage.__table__
 _INSERT_TOKEN = insert(ReplyToken)
+_LOOKUP_CHUNK = 500
 _INSERT_OUTBOX = insert(OutboxMessage)
 _SUPPRESSED = select(Suppression.__table__.c.email).where(Suppression.__table__.c.email == bindparam("email"))
 # Only replies count toward the rate limit: notices, invitations and reminders to the same address do not.
@@ -80,6 +82,10 @@ class Mailer:
             ]
         return self._groups
 
+    def bodies(self, mail: Mail) -> tuple[str, str, str]:
+        """The subject, text and HTML of ``mail`` (without a token), to share among mails with its facts."""
+        return render_bodies(self._runtime.templates, mail, identity=self._runtime.identity)
+
     def _suppressed(self, to: str) -> bool:
         if to not in self._suppression:
             found = self._session.connection().execute(_SUPPRESSED, {"email": to}).first()
@@ -92,11 +98,27 @@ class Mailer:
         sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar()
         return (sent or 0) >= limit
 
-    def queue(self, mail: Mail, request: Request | None = None, *, group_id: int | None = None) -> str | None:
+    def check_suppressed(self, addresses: Iterable[str]) -> None:
+        """Look up many recipients' suppression in one query (before queueing mail to all of them)."""
+        wanted = sorted({a.lower() for a in addresses} - self._suppression.keys())
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            found = set(self._session.scalars(select(Suppression.email).where(Suppression.email.in_(chunk))))
+            self._suppression.update((address, address in found) for address in chunk)
+
+    def queue(
+        self,
+        mail: Mail,
+        request: Request | None = None,
+        *,
+        group_id: int | None = None,
+        bodies: tuple[str, str, str] | None = None,
+    ) -> str | None:
         """Render and queue ``mail``; return its Message-ID, or None when suppressed or rate limited.
 
         A token the mail asks for is bound to ``request``, or, for a group's own question (EXTEND or CLOSE),
-        to ``group_id``.
+        to ``group_id``. ``bodies`` are the mail's subject, text and HTML when already rendered
+        (:meth:`bodies`), for many mails that say the same thing to different people.
         """
         session, runtime, now = self._session, self._runtime, self._now
         to = mail.to.lower()
@@ -143,6 +165,7 @@ class Mailer:
             in_reply_to=in_reply_to,
             references=references,
             extra=extra,
+            bodies=bodies,
         )
         connection.execute(
             _INSERT_OUTBOX,
@@ -263,6 +286,7 @@ def _change_membership(session: Session, plan: Plan, group: Group, contact: Cont
         )
         if membership is not None:
             membership.status, membership.left_at = "left", now
+        end_terms(session, group.id, now, "left", contact.id)
         if group.facilitator_id == contact.id:
             group.facilitator_id = None
     if plan.activate_group and group.status == "forming":
@@ -295,4 +319,5 @@ def _add_member(session: Session, group: Group, contact: Contact, role: str, now
         )
     if role == "facilitator":
         group.facilitator_id = contact.id
+        start_term(session, group.id, contact, now)
     session.flush()

@@ -187,8 +187,19 @@ class Meetings:
         )
         self.session.add(meeting)
         self.session.flush()
-        for contact in self._members(group.id):
-            self._attend(meeting, contact)
+        # A new meeting has no attendances yet: every active member is added without looking first.
+        self.session.add_all(
+            Attendance(
+                meeting_id=meeting.id,
+                contact_id=contact.id,
+                email=contact.email,
+                occurrence="",
+                partstat=cal.PartStat.NEEDS_ACTION.value,
+                invited=True,
+                updated_at=self.now,
+            )
+            for contact in self._members(group.id)
+        )
         self.session.flush()
         self._send_all(meeting, group, cal.Method.REQUEST, "meeting_invitation")
         record_event(
@@ -444,23 +455,27 @@ class Meetings:
         core = self.core(meeting, group)
         overrides = overrides_of(self.session, meeting.id)
         context = self.context(meeting, group, core, overrides)
+        context["occurrence"] = local_long(occurrence, meeting.tzid) if occurrence else None
         attendances = self._attendances(meeting.id)
+        if not attendances:
+            return 0
         names = self._names([a.contact_id for a in attendances if a.contact_id])
-        for attendance in attendances:
-            attendee = cal.Attendee(
+        attendees = [
+            cal.Attendee(
                 email=attendance.email,
                 name=names.get(attendance.contact_id or 0, ""),
                 partstat=cal.PartStat(attendance.partstat),
             )
-            ics = cal.invitation(core, attendee, method, self.now, overrides, occurrence=occurrence)
-            self.mailer.queue(
-                Mail(
-                    template,
-                    attendance.email,
-                    {**context, "occurrence": local_long(occurrence, meeting.tzid) if occurrence else None},
-                    calendar=CalendarPart(method.value, ics),
-                )
-            )
+            for attendance in attendances
+        ]
+        # One calendar and one set of bodies for the whole meeting: every member's mail says the same
+        # thing, only the recipient and the ATTENDEE line differ.
+        bodies = self.mailer.bodies(Mail(template, attendees[0].email, context))
+        self.mailer.check_suppressed(a.email for a in attendees)
+        calendars = cal.invitations(core, attendees, method, self.now, overrides, occurrence=occurrence)
+        for attendee, ics in zip(attendees, calendars, strict=True):
+            mail = Mail(template, attendee.email, context, calendar=CalendarPart(method.value, ics))
+            self.mailer.queue(mail, bodies=bodies)
         return len(attendances)
 
     def _send_one(

@@ -60,6 +60,7 @@ __all__ = [
     "Status",
     "durations_by_year",
     "invitation",
+    "invitations",
     "meeting_budget",
     "occurrences",
     "read_reply",
@@ -135,6 +136,55 @@ def invitation(
     return bytes(cal.to_ical())
 
 
+_PLACEHOLDER = "attendee.placeholder@invalid.example"
+
+
+def invitations(
+    meeting: Meeting,
+    attendees: Sequence[Attendee],
+    method: Method | str,
+    dtstamp: datetime,
+    overrides: Sequence[Occurrence] = (),
+    *,
+    occurrence: datetime | None = None,
+) -> list[bytes]:
+    """What :func:`invitation` gives for each of ``attendees``, byte for byte, at a fraction of the cost.
+
+    The calendar is written once, for a placeholder attendee; each body then gets the attendee's own ATTENDEE
+    lines in place of the placeholder's. A content line is folded on its own, so the result is the same.
+    """
+    if not attendees:
+        return []
+    for attendee in attendees:
+        _check_address(attendee.email, "attendee")
+    stand_in = Attendee(email=_PLACEHOLDER)
+    template = invitation(meeting, stand_in, method, dtstamp, overrides, occurrence=occurrence)
+    cancelled = _method(method) is Method.CANCEL or occurrence is not None
+    status = Status.CANCELLED if cancelled else meeting.status
+    placeholder = _attendee_line(stand_in, status)
+    if template.count(placeholder) < 1:  # pragma: no cover - the placeholder is always written
+        raise CalendarError("the invitation template lost its attendee line")
+    return [template.replace(placeholder, _attendee_line(attendee, status)) for attendee in attendees]
+
+
+def _attendee_line(attendee: Attendee, status: Status) -> bytes:
+    """The folded ATTENDEE content line (with its CRLF) :func:`_event` writes for ``attendee``."""
+    event = Event()
+    event.add("attendee", _address(attendee.email, _attendee_params(attendee, status)))
+    body = bytes(event.to_ical())
+    return body[len(b"BEGIN:VEVENT\r\n") : -len(b"END:VEVENT\r\n")]
+
+
+def _attendee_params(attendee: Attendee, status: Status) -> dict[str, str | None]:
+    return {
+        "CUTYPE": "INDIVIDUAL",
+        "ROLE": "REQ-PARTICIPANT",
+        "PARTSTAT": attendee.partstat.value,
+        "RSVP": "TRUE" if status is not Status.CANCELLED else None,
+        "CN": attendee.name or attendee.email,
+    }
+
+
 def _method(method: Method | str) -> Method:
     try:
         return Method(str(method).upper())
@@ -194,14 +244,7 @@ def _event(
             parameters=Parameters(VALUE="URI", FEATURE=["AUDIO", "PHONE"], LABEL=label),
         )
     event.add("organizer", _address(meeting.organizer_email, {"CN": meeting.organizer_name or None}))
-    params = {
-        "CUTYPE": "INDIVIDUAL",
-        "ROLE": "REQ-PARTICIPANT",
-        "PARTSTAT": attendee.partstat.value,
-        "RSVP": "TRUE" if status is not Status.CANCELLED else None,
-        "CN": attendee.name or attendee.email,
-    }
-    event.add("attendee", _address(attendee.email, params))
+    event.add("attendee", _address(attendee.email, _attendee_params(attendee, status)))
     return event
 
 

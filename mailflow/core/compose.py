@@ -98,6 +98,30 @@ def _body(text: str, html: str, calendar: CalendarPart | None) -> Part | Multipa
     return Multipart("mixed", (Multipart("alternative", (*alternatives, inline)), attachment))
 
 
+def render_bodies(
+    env: jinja2.Environment,
+    mail: Mail,
+    *,
+    identity: Identity,
+    token: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[str, str, str]:
+    """The subject (one line, without the token tag), text and HTML of ``mail`` from its templates."""
+    context: dict[str, Any] = {
+        "network": identity.network,
+        "secretariat": identity.secretariat,
+        "service_address": identity.address,
+        "token": token,
+        "reply_address": reply_address(identity.address, token) if token else identity.address,
+        **(extra or {}),
+        **mail.context,
+    }
+    subject = one_line(env.get_template(f"{mail.template}.subject.j2").render(context))
+    text = env.get_template(f"{mail.template}.txt.j2").render(context)
+    html = env.get_template(f"{mail.template}.html.j2").render(context)
+    return subject, text, html
+
+
 def render(
     env: jinja2.Environment,
     mail: Mail,
@@ -109,6 +133,7 @@ def render(
     in_reply_to: str | None = None,
     references: tuple[str, ...] = (),
     extra: Mapping[str, Any] | None = None,
+    bodies: tuple[str, str, str] | None = None,
 ) -> Rendered:
     """Render ``mail`` into a MIME message with a fixed Message-ID.
 
@@ -122,21 +147,14 @@ def render(
         in_reply_to: the Message-ID this mail answers, without angle brackets.
         references: the thread's Message-IDs, oldest first, without angle brackets.
         extra: more template facts (the shell's, such as the groups list).
+        bodies: the subject, text and HTML from :func:`render_bodies`, when many mails share them (the
+            invitations of one meeting); rendered here when None.
     """
-    context: dict[str, Any] = {
-        "network": identity.network,
-        "secretariat": identity.secretariat,
-        "service_address": identity.address,
-        "token": token,
-        "reply_address": reply_address(identity.address, token) if token else identity.address,
-        **(extra or {}),
-        **mail.context,
-    }
-    subject = one_line(env.get_template(f"{mail.template}.subject.j2").render(context))
+    if bodies is None:
+        bodies = render_bodies(env, mail, identity=identity, token=token, extra=extra)
+    subject, text, html = bodies
     if token:
         subject = f"{subject} {subject_tag(token)}"
-    text = env.get_template(f"{mail.template}.txt.j2").render(context)
-    html = env.get_template(f"{mail.template}.html.j2").render(context)
 
     headers = [
         ("From", _address(identity.address, identity.display_name)),

@@ -23,6 +23,7 @@ from mailflow.core.calendar import (
     Status,
     durations_by_year,
     invitation,
+    invitations,
     meeting_budget,
     occurrences,
     read_reply,
@@ -647,3 +648,34 @@ def test_durations_by_year_split_a_series_at_new_year():
     assert {2027: [timedelta(minutes=90)] * 2, 2028: [timedelta(minutes=90)] * 2} == durations_by_year(
         meeting
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "occurrence"),
+    [
+        pytest.param(Method.REQUEST, None, id="request"),
+        pytest.param(Method.CANCEL, None, id="cancel"),
+        pytest.param(Method.CANCEL, datetime(2027, 3, 23, 13, 0, tzinfo=UTC), id="cancel-one-occurrence"),
+    ],
+)
+def test_invitations_for_many_attendees_equal_one_at_a_time(method: Method, occurrence: datetime | None):
+    """The batch writer gives each attendee exactly the bytes of a single invitation, long names included."""
+    meeting = _series(sequence=3)
+    overrides = [
+        Occurrence(
+            recurrence_id=datetime(2027, 4, 6, 12, 0, tzinfo=UTC),
+            start=datetime(2027, 4, 7, 9, 0, tzinfo=BXL),
+        ),
+        Occurrence(recurrence_id=datetime(2027, 4, 20, 12, 0, tzinfo=UTC), cancelled=True),
+    ]
+    people = [
+        Attendee(
+            email=f"member{i}@ville.example",
+            name="Ånna Ölund-Straße " * (i % 4),
+            partstat=list(PartStat)[i % 5],
+        )
+        for i in range(12)
+    ]
+    one_by_one = [invitation(meeting, a, method, STAMP, overrides, occurrence=occurrence) for a in people]
+    assert one_by_one == invitations(meeting, people, method, STAMP, overrides, occurrence=occurrence)
+    assert [] == invitations(meeting, [], method, STAMP)
