@@ -34,7 +34,7 @@ from mailflow.core.intent import parse_group_decision
 from mailflow.core.lifecycle import RequestState
 from mailflow.core.meetings import local_long
 from mailflow.core.plans import Mail, TokenSpec
-from mailflow.store.repo import forget_groups
+from mailflow.store.repo import end_terms, forget_groups
 from mailflow.store.schema import Contact, Group, GroupUpdate, Membership, Organisation, ReplyToken, Request
 
 _DAY = timedelta(days=1)
@@ -297,6 +297,7 @@ def close_group(
         membership.status, membership.left_at = "left", now
         mailer.queue(Mail("group_closed", email, {"group": _group(group)}))
     group.status, group.closed_at = "closed", now
+    end_terms(session, group.id, now, "closed")
     session.flush()
     forget_groups(session)
     record_event(

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailflow.app.events import record_event
 from mailflow.app.runtime import Runtime
 from mailflow.store import migrate, repo
 from mailflow.store.schema import Group, Membership
@@ -52,10 +53,28 @@ def initialise(runtime: Runtime) -> InitResult:
             group.declared = True
             if declared.facilitator:
                 contact = repo.contact_for(session, declared.facilitator, "", now)
+                _replace_facilitator(session, group, contact.id, now)
                 group.facilitator_id = contact.id
                 session.flush()
                 _ensure_facilitator_membership(session, group, contact.id, contact.organisation_id, now)
+                repo.start_term(session, group.id, contact, now)
     return InitResult(tuple(created), tuple(updated))
+
+
+def _replace_facilitator(session: Session, group: Group, contact_id: int, now: datetime) -> None:
+    """A facilitator named in config in place of another: the other's term ends and they stay a member."""
+    previous = group.facilitator_id
+    if previous is None or previous == contact_id:
+        return
+    repo.end_terms(session, group.id, now, "replaced", previous)
+    membership = session.scalar(
+        select(Membership).where(Membership.group_id == group.id, Membership.contact_id == previous)
+    )
+    if membership is not None and membership.role == "facilitator":
+        membership.role = "member"
+    record_event(
+        session, "facilitator_replaced", now, group_id=group.id, detail=f"contact {previous} -> {contact_id}"
+    )
 
 
 def _ensure_facilitator_membership(

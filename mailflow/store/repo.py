@@ -19,6 +19,7 @@ from mailflow.core.plans import GroupFacts, Person
 from mailflow.core.rules import NetworkStatus
 from mailflow.store.schema import (
     Contact,
+    FacilitatorTerm,
     Group,
     ImapCursor,
     Membership,
@@ -325,6 +326,39 @@ def recently_answered(
     """The same contact's same request, declined as ineligible or forwarded since ``since``, if any."""
     params: dict[str, object] = {"contact": contact_id, "kind": kind.value, "since": since}
     return _newest_same(session, _ANSWERED, params, group_id, topic)
+
+
+def start_term(session: Session, group_id: int, contact: Contact, now: datetime) -> None:
+    """Record that ``contact`` facilitates the group from ``now`` (nothing when a term is already open)."""
+    open_term = session.scalar(
+        select(FacilitatorTerm.id).where(
+            FacilitatorTerm.group_id == group_id,
+            FacilitatorTerm.contact_id == contact.id,
+            FacilitatorTerm.ended_at.is_(None),
+        )
+    )
+    if open_term is None:
+        session.add(
+            FacilitatorTerm(
+                group_id=group_id,
+                contact_id=contact.id,
+                organisation_id=contact.organisation_id,
+                started_at=now,
+                ended_reason="",
+            )
+        )
+
+
+def end_terms(
+    session: Session, group_id: int, now: datetime, reason: str, contact_id: int | None = None
+) -> None:
+    """End the group's open facilitator terms (only ``contact_id``'s when given)."""
+    query = update(FacilitatorTerm).where(
+        FacilitatorTerm.group_id == group_id, FacilitatorTerm.ended_at.is_(None)
+    )
+    if contact_id is not None:
+        query = query.where(FacilitatorTerm.contact_id == contact_id)
+    session.execute(query.values(ended_at=now, ended_reason=reason[:40]))
 
 
 def load_cursor(session: Session, mailbox_key: str) -> tuple[int, int] | None:

@@ -372,3 +372,22 @@ class GroupUpdate(Base):
     text: Mapped[str] = mapped_column(Text)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     created_at: Mapped[datetime]
+
+
+class FacilitatorTerm(Base):
+    """One stint of a contact facilitating a group, with the organisation it counted for (SPEC §2.3).
+
+    Written when a facilitator starts (an approved START, a declared facilitator) and when they stop (leaving,
+    replaced in config, the group closing); memberships alone cannot tell, as a rejoin rewrites them.
+    """
+
+    __tablename__ = "facilitator_terms"
+    __table_args__ = (Index("ix_facilitator_terms_group_contact", "group_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str] = mapped_column(String(40), default="")

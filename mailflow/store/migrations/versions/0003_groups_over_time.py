@@ -1,4 +1,4 @@
-"""groups over time: facilitator updates, digest preferences, group end dates, group-scoped tokens
+"""groups over time: facilitator updates and terms, digest preferences, group end dates, group tokens
 
 Revision ID: 0003
 Revises: 0002
@@ -18,6 +18,22 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Apply this revision."""
+    op.create_table(
+        "facilitator_terms",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=True),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("ended_at", sa.DateTime(), nullable=True),
+        sa.Column("ended_reason", sa.String(length=40), nullable=False),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"]),
+        sa.ForeignKeyConstraint(["group_id"], ["groups.id"]),
+        sa.ForeignKeyConstraint(["organisation_id"], ["organisations.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("facilitator_terms", schema=None) as batch_op:
+        batch_op.create_index("ix_facilitator_terms_group_contact", ["group_id", "contact_id"], unique=False)
     op.create_table(
         "group_updates",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -78,3 +94,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_group_updates_group_created")
 
     op.drop_table("group_updates")
+    op.drop_table("facilitator_terms")
