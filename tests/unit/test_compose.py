@@ -15,7 +15,7 @@ from mailflow.core.compose import Identity, make_environment, render
 from mailflow.core.lifecycle import RequestKind, RequestState
 from mailflow.core.meetings import local_long, meeting_context
 from mailflow.core.model import Decision, Verdict
-from mailflow.core.plans import CalendarPart, GroupFacts, Mail, Person
+from mailflow.core.plans import CalendarPart, GroupFacts, Mail, Person, TokenSpec
 from mailflow.core.rules import NetworkStatus
 from mailflow.core.workflow import (
     JoinFacts,
@@ -187,7 +187,48 @@ def _meeting_mails() -> list[Mail]:
     return mails
 
 
+def _lifecycle_mails() -> list[Mail]:
+    group = {"slug": "circular", "name": HOSTILE}
+    pending = [
+        {"id": 3, "kind": "join", "who": HOSTILE, "email": "a@g.example", "subject": HOSTILE, "days": 4}
+    ]
+    mails = [
+        Mail("approval_reminder", "a@iclei.example", {"pending": pending}),
+        Mail(
+            "update_received",
+            "f@malmo.example",
+            {"group": group, "title": HOSTILE, "text": HOSTILE, "members": 3},
+        ),
+        Mail("update_refused", "x@malmo.example", {"reason": HOSTILE}, answers_sender=True),
+        Mail("group_closed", "m@malmo.example", {"group": group}),
+    ]
+    for ever, facilitator in ((True, "f@malmo.example"), (False, None)):
+        due = {"group": group, "since": "1 May 2027", "days": 95, "facilitator": facilitator, "ever": ever}
+        mails += [
+            Mail("update_due", "f@malmo.example", due),
+            Mail("update_due_secretariat", "s@i.example", due),
+        ]
+    token = TokenSpec("group_end", "f@malmo.example")
+    for ended, to_facilitator in ((False, True), (False, False), (True, False)):
+        facts = {
+            "group": group,
+            "end": HOSTILE,
+            "ended": ended,
+            "period_months": 24,
+            "to_facilitator": to_facilitator,
+        }
+        mails.append(Mail("group_end", "f@malmo.example", facts, token=token))
+    mails.append(
+        Mail("group_end_unclear", "f@malmo.example", {"group": group, "end": "1 May"}, answers_sender=True)
+    )
+    for what in ("extended", "closed", "already_closed"):
+        facts = {"group": group, "what": what, "months": 12, "end": "1 May 2029", "told": 7}
+        mails.append(Mail("group_end_done", "f@malmo.example", facts, answers_sender=True))
+    return mails
+
+
 MAILS = _all_mails() + _meeting_mails()
+MAILS += _lifecycle_mails()
 
 
 def _parse(raw: bytes) -> EmailMessage:
