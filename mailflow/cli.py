@@ -385,6 +385,34 @@ def meeting_cancel(state: _State, meeting_id: int, occurrence: str | None) -> No
     click.echo(f"meeting {meeting_id}: cancelled, {told} attendees told")
 
 
+@cli.group()
+def report() -> None:
+    """Reports for the secretariat."""
+
+
+@report.command("facilitators", short_help="Facilitators of a year and their months.")
+@click.option("--year", "year_text", default=None, help="The calendar year, e.g. 2027.")
+@_json
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV with a header row.")
+@pass_state
+def report_facilitators(state: _State, year_text: str | None, as_json: bool, as_csv: bool) -> None:
+    """List the organisations that facilitated a group in a year, and for how many months (fee discount)."""
+    from mailflow.app import report as reports  # noqa: PLC0415
+
+    if as_json and as_csv:
+        raise MailflowError("give --json or --csv, not both")
+    year = reports.parse_year(year_text)
+    rows = reports.facilitators(state.runtime(), year)
+    if as_csv:
+        click.echo(reports.csv_text(rows), nl=False)
+        return
+    _emit(
+        rows if as_json else reports.table_rows(rows),
+        as_json,
+        ("organisation", "country", "status", "eligible", "months", "days", "groups"),
+    )
+
+
 @cli.command()
 @pass_state
 def check(state: _State) -> None:

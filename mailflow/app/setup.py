@@ -51,7 +51,8 @@ def initialise(runtime: Runtime) -> InitResult:
             group.associated = declared.associated
             group.description = declared.description
             group.declared = True
-            if declared.facilitator:
+            # A closed group keeps its history: a facilitator named in config does not reopen it.
+            if declared.facilitator and group.status != "closed":
                 contact = repo.contact_for(session, declared.facilitator, "", now)
                 _replace_facilitator(session, group, contact.id, now)
                 group.facilitator_id = contact.id

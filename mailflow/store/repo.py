@@ -146,6 +146,11 @@ def adopt_organisation(session: Session, contact: Contact) -> bool:
         .where(Membership.contact_id == contact.id, Membership.organisation_id.is_(None))
         .values(organisation_id=organisation.id)
     )
+    session.execute(
+        update(FacilitatorTerm)
+        .where(FacilitatorTerm.contact_id == contact.id, FacilitatorTerm.organisation_id.is_(None))
+        .values(organisation_id=organisation.id)
+    )
     return True
 
 

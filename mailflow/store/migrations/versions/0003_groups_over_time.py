@@ -34,6 +34,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("facilitator_terms", schema=None) as batch_op:
         batch_op.create_index("ix_facilitator_terms_group_contact", ["group_id", "contact_id"], unique=False)
+    # Facilitators from before this revision: a term from each facilitator membership, ended if they left.
+    op.execute(
+        "INSERT INTO facilitator_terms"
+        " (group_id, contact_id, organisation_id, started_at, ended_at, ended_reason)"
+        " SELECT group_id, contact_id, organisation_id, joined_at, left_at,"
+        " CASE WHEN status = 'left' THEN 'left' ELSE '' END"
+        " FROM memberships WHERE role = 'facilitator'"
+    )
     op.create_table(
         "group_updates",
         sa.Column("id", sa.Integer(), nullable=False),
