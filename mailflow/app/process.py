@@ -384,8 +384,10 @@ def process_pending(
                 .limit(limit)
             )
         )
-    for inbound_id in ids:
-        process_one(runtime, inbound_id)
+    # Messages that arrived together are processed together: one transaction per batch, a message at a time
+    # when only one is waiting (so a lone message is answered as fast as ever).
+    for start in range(0, len(ids), BATCH_SIZE):
+        process_batch(runtime, [(inbound_id, None) for inbound_id in ids[start : start + BATCH_SIZE]])
         if on_processed is not None:
             on_processed()
     return len(ids)
