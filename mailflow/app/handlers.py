@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from mailflow.app.digests import handle_digest
 from mailflow.app.effects import apply_plan
 from mailflow.app.events import record_event
 from mailflow.app.meeting_mail import handle_meeting
@@ -257,5 +258,6 @@ HANDLERS: dict[IntentKind, Handler] = {
     IntentKind.CALENDAR_REPLY: handle_ignored,
     IntentKind.MEETING: handle_meeting,
     IntentKind.UPDATE: handle_update,
+    IntentKind.DIGEST: handle_digest,
 }
 """The handler for each intent of a message that carries no reply token; anything else gets help."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,8 @@ from mailflow.store.schema import Once
 log = logging.getLogger("mailflow.schedule")
 
 _KEY_CHUNK = 500
+BATCH_SIZE = 50
+"""Scheduled mails queued per transaction: a crash loses at most this many from one tick's progress."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,8 @@ class Due:
     group_id: int | None = None
     detail: str = ""
     apply: Callable[[Session, datetime], None] | None = None
+    bodies: tuple[str, str, str] | None = None
+    """The mail's subject, text and HTML when many Dues say the same thing (rendered once by the job)."""
 
 
 @dataclass
@@ -70,23 +74,43 @@ def _sent_keys(runtime: Runtime, keys: Iterable[str]) -> set[str]:
     return found
 
 
+def _queue(session: Session, mailer: Mailer, item: Due, now: datetime) -> None:
+    if item.apply is not None:
+        item.apply(session, now)
+    mailer.queue(item.mail, group_id=item.group_id if item.mail.token else None, bodies=item.bodies)
+    record_event(session, item.event, now, group_id=item.group_id, actor=item.mail.to, detail=item.detail)
+
+
 def _queue_once(runtime: Runtime, item: Due, now: datetime) -> bool:
     """Queue one scheduled mail with its key in one transaction; False when it was already sent."""
     try:
         with runtime.sessions.begin() as session:
             session.add(Once(key=item.key[:400], created_at=now))
             session.flush()  # the key first: a concurrent tick that holds it makes this one stop here
-            if item.apply is not None:
-                item.apply(session, now)
-            Mailer(session, runtime, now).queue(
-                item.mail, group_id=item.group_id if item.mail.token else None
-            )
-            record_event(
-                session, item.event, now, group_id=item.group_id, actor=item.mail.to, detail=item.detail
-            )
+            _queue(session, Mailer(session, runtime, now), item, now)
     except IntegrityError:
         return False
     return True
+
+
+def _queue_batch(runtime: Runtime, items: list[Due], now: datetime) -> int:
+    """Queue several scheduled mails, their keys first, in one transaction; return how many were queued.
+
+    When a key is already taken (a concurrent tick got there first), the batch rolls back and each mail is
+    queued on its own, so every mail is still queued exactly once.
+    """
+    if len(items) == 1:
+        return int(_queue_once(runtime, items[0], now))
+    try:
+        with runtime.sessions.begin() as session:
+            session.execute(insert(Once), [{"key": item.key[:400], "created_at": now} for item in items])
+            mailer = Mailer(session, runtime, now)
+            mailer.check_suppressed(item.mail.to for item in items)
+            for item in items:
+                _queue(session, mailer, item, now)
+    except IntegrityError:
+        return sum(_queue_once(runtime, item, now) for item in items)
+    return len(items)
 
 
 def run_jobs(runtime: Runtime, now: datetime, jobs: Mapping[str, Job]) -> TickResult:
@@ -96,12 +120,12 @@ def run_jobs(runtime: Runtime, now: datetime, jobs: Mapping[str, Job]) -> TickRe
         with runtime.sessions() as session:
             due = job(session, runtime, now)
         done = _sent_keys(runtime, (item.key[:400] for item in due))
-        queued = already = 0
-        for item in due:
-            if item.key[:400] in done or not _queue_once(runtime, item, now):
-                already += 1
-            else:
-                queued += 1
+        todo = [item for item in due if item.key[:400] not in done]
+        queued = sum(
+            _queue_batch(runtime, todo[start : start + BATCH_SIZE], now)
+            for start in range(0, len(todo), BATCH_SIZE)
+        )
+        already = len(due) - queued
         result.queued[name], result.already[name] = queued, already
         if due:
             log.info("tick %s: %d queued, %d already sent", name, queued, already)

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mailflow.app.digests import handle_digest_reply, is_digest_reply
 from mailflow.app.effects import Mailer
 from mailflow.app.events import Inbound, record_event
 from mailflow.app.handlers import HANDLERS, handle_help
@@ -28,7 +29,7 @@ from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
 from mailflow.core.intent import classify
 from mailflow.core.loops import loop_kind
-from mailflow.core.model import GroupRef, LoopKind, ParsedMail
+from mailflow.core.model import GroupRef, IntentKind, LoopKind, ParsedMail
 from mailflow.core.parse import parse_message, precheck
 from mailflow.core.tokens import find_tokens
 from mailflow.errors import StoreUnavailableError
@@ -39,6 +40,7 @@ from mailflow.store.schema import InboundMessage
 log = logging.getLogger("mailflow.process")
 
 _CONFLICT_ATTEMPTS = 3
+_DIGEST_REPLY_KINDS = frozenset({IntentKind.UNKNOWN, IntentKind.HELP, IntentKind.LEAVE})
 _STATUS_DISPOSITION = {
     "processed": Disposition.PROCESSED,
     "ignored": Disposition.PROCESSED,
@@ -367,6 +369,15 @@ def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail
         Mailer(session, runtime, now, parsed=parsed, inbound=inbound),
     )
     handler = handle_token_reply if tokens else HANDLERS.get(intent.kind, handle_help)
+    if (
+        not tokens
+        and not intent.exact
+        and intent.kind in _DIGEST_REPLY_KINDS
+        and is_digest_reply(parsed, settings.network.domain)
+    ):
+        # A reply to a digest ("thanks!", "unsubscribe me") is answered with how to reach the group; it
+        # never leaves a group by accident. A request in it (to join another group, say) is still a request.
+        handler = handle_digest_reply
     handler(work, intent, contact)
     return parsed
 

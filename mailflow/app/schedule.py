@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from mailflow.app import lifecycle, meeting_jobs
+from mailflow.app import digests, lifecycle, meeting_jobs
 from mailflow.app.jobs import Due, Job, TickResult, run_jobs
 from mailflow.app.runtime import Runtime
 
 __all__ = ["JOBS", "Due", "Job", "TickResult", "tick"]
 
-JOBS: dict[str, Job] = {**meeting_jobs.JOBS, **lifecycle.JOBS}
+JOBS: dict[str, Job] = {**meeting_jobs.JOBS, **lifecycle.JOBS, **digests.JOBS}
 """Every scheduled job, in the order a tick runs them."""
 
 

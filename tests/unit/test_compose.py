@@ -227,7 +227,117 @@ def _lifecycle_mails() -> list[Mail]:
     return mails
 
 
+def _digest_mails() -> list[Mail]:
+    headers = (
+        ("List-Unsubscribe", "<mailto:interest-groups@network.example?subject=DIGEST%20off>"),
+        ("List-Id", "<digest.network.example>"),
+    )
+    schedule = {"weekday": "Monday", "hour": "08:00", "timezone": "Europe/Brussels", "network": "monthly"}
+    update = {"title": HOSTILE, "text": HOSTILE, "wrapped": HOSTILE, "excerpt": HOSTILE, "author": HOSTILE}
+    update["date"] = "25 Nov"
+    decisions = [
+        {"kind": "join", "verdict": "approved", "organisation": HOSTILE, "date": "24 Nov"},
+        {"kind": "start", "verdict": "rejected", "organisation": None, "date": "24 Nov"},
+    ]
+    section = {
+        "slug": "circular",
+        "name": HOSTILE,
+        "status": "forming",
+        "aim": HOSTILE,
+        "facilitator_email": "f@malmo.example",
+        "participants": 2,
+        "needed": 1,
+        "new_organisations": [HOSTILE],
+        "updates": [update],
+        "decisions": decisions,
+        "is_new": True,
+        "became_active": False,
+        "news": True,
+    }
+    quiet = {**section, "status": "active", "needed": 0, "is_new": False, "became_active": True}
+    quiet |= {"new_organisations": [], "updates": [], "decisions": []}
+    meeting = {
+        "id": 7,
+        "title": HOSTILE,
+        "kind": "web",
+        "group": HOSTILE,
+        "group_slug": "circular",
+        "when": "Tue 08 Dec 2026, 14:00 CET",
+        "minutes": 90,
+        "join_url": "https://meet.example/abc?x=1&y=2",
+        "dial_in": "+3221234567",
+        "pin": "4321",
+    }
+    answers = ("ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "")
+    sections = [
+        {
+            "group": section,
+            "meetings": [{"meeting": meeting, "answer": a} for a in answers],
+            "role": "member",
+        },
+        {"group": quiet, "meetings": [], "role": "facilitator"},
+    ]
+    mails = []
+    for frequency, label in (("weekly", "23 to 29 November 2026"), ("monthly", "November 2026")):
+        period = {"label": label, "frequency": frequency}
+        for reader in (
+            {"name": HOSTILE, "email": "anna@ghent.example"},
+            {"name": "", "email": "b@g.example"},
+        ):
+            facts = {"frequency": frequency, "period": period, "schedule": schedule, "reader": reader}
+            mails += [
+                Mail(
+                    "digest",
+                    reader["email"],
+                    {**facts, "groups": sections, "forming": [section], "unanswered": 1},
+                    headers=headers,
+                    id_prefix="digest",
+                ),
+                Mail(
+                    "digest",
+                    reader["email"],
+                    {**facts, "groups": [], "forming": [section], "unanswered": 0},
+                    headers=headers,
+                    id_prefix="digest",
+                ),
+            ]
+        network = {
+            "frequency": frequency,
+            "period": period,
+            "schedule": schedule,
+            "new_groups": [quiet],
+            "forming": [section],
+            "updates": [
+                {"group": section, "latest": update, "count": 3},
+                {"group": quiet, "latest": update, "count": 1},
+            ],
+            "more_updates": [quiet, section],
+            "meetings": [meeting],
+            "groups": [quiet],
+            "recipients": 1,
+        }
+        for copy in (False, True):
+            facts = {**network, "copy": copy}
+            mails.append(Mail("network_digest", "a@g.example", facts, headers=headers, id_prefix="digest"))
+        empty = {key: [] for key in ("new_groups", "updates", "more_updates", "meetings", "groups")}
+        mails.append(Mail("network_digest", "a@g.example", {**network, **empty, "copy": False}))
+    for choice, previous in (("weekly", "monthly"), ("monthly", "monthly"), ("off", "weekly"), ("", "off")):
+        facts = {"choice": choice, "previous": previous, "schedule": schedule}
+        mails.append(Mail("digest_preference", "anna@ghent.example", facts, answers_sender=True))
+    group = {"slug": "circular", "name": HOSTILE}
+    for facts in (
+        {"group": group, "facilitator": "f@malmo.example", "is_facilitator": False},
+        {"group": group, "facilitator": "f@malmo.example", "is_facilitator": True},
+        {"group": group, "facilitator": None, "is_facilitator": False},
+        {"group": None, "facilitator": None, "is_facilitator": False},
+    ):
+        context = {**facts, "secretariat_address": "s@iclei.example"}
+        mails.append(Mail("digest_reply", "anna@ghent.example", context, answers_sender=True))
+    return mails
+
+
 MAILS = _all_mails() + _meeting_mails()
+MAILS += _digest_mails()
 MAILS += _lifecycle_mails()
 
 
