@@ -47,7 +47,7 @@ from mailflow.app.digest_mail import (
 )
 from mailflow.app.digest_periods import FREQUENCIES, Period, horizon, last_period
 from mailflow.app.effects import Mailer
-from mailflow.app.jobs import Due, Job
+from mailflow.app.jobs import Due, Job, sent_keys
 from mailflow.app.runtime import Runtime
 from mailflow.core import calendar as cal
 from mailflow.core.plans import Mail
@@ -151,11 +151,16 @@ def member_digests(session: Session, runtime: Runtime, now: datetime) -> list[Du
     due: list[Due] = []
     for frequency in wanted:
         period = last_period(frequency, now, settings.digests, settings.network.timezone)
+        # serve ticks every minute: readers who have this period's digest already are not built again.
+        done = sent_keys(session, (f"digest/{reader.id}/{period.key}" for reader in by_choice[frequency]))
+        readers = [r for r in by_choice[frequency] if f"digest/{r.id}/{period.key}" not in done]
+        if not readers:
+            continue
         news = load_news(session, groups, period.start, period.end, settings.network.timezone)
         run = _Facts(news, ahead, answers, _forming(groups, news), now + horizon(frequency), period.end)
         shared = {"frequency": frequency, "period": _period(period), "schedule": schedule}
         empty = 0
-        for reader in by_choice[frequency]:
+        for reader in readers:
             facts = run.context(reader, members[reader])
             if facts is None:
                 empty += 1
@@ -172,8 +177,8 @@ def member_digests(session: Session, runtime: Runtime, now: datetime) -> list[Du
         log.info(
             "member digests %s: %d readers, %d with news, %d empty",
             period.key,
-            len(by_choice[frequency]),
-            len(by_choice[frequency]) - empty,
+            len(readers),
+            len(readers) - empty,
             empty,
         )
     return due
@@ -200,6 +205,10 @@ def _network_updates(news: dict[int, GroupNews]) -> dict[str, Any]:
     }
 
 
+def _copy_key(period: str, secretariat: str) -> str:
+    return f"network-digest/secretariat/{period}/{secretariat}"
+
+
 def network_digest(session: Session, runtime: Runtime, now: datetime) -> list[Due]:
     """The network's digest of the last ``[digests] network`` period, with a copy to the secretariat.
 
@@ -213,6 +222,9 @@ def network_digest(session: Session, runtime: Runtime, now: datetime) -> list[Du
         return []
     zone = settings.network.timezone
     period = last_period(frequency, now, settings.digests, zone)
+    # The secretariat's copy is queued last: once it is, this period's run is complete.
+    if sent_keys(session, [_copy_key(period.key, runtime.secretariat_address)]):
+        return []
     groups = load_groups(session)
     news = load_news(session, groups, period.start, period.end, zone)
     ahead = load_ahead(session, groups, now, horizon(frequency), settings.network.address)
@@ -267,7 +279,7 @@ def network_digest(session: Session, runtime: Runtime, now: datetime) -> list[Du
     ]
     due.append(
         Due(
-            key=f"network-digest/secretariat/{period.key}/{secretariat}",
+            key=_copy_key(period.key, secretariat),
             mail=Mail(
                 "network_digest",
                 secretariat,

@@ -64,13 +64,13 @@ class TickResult:
 Job = Callable[[Session, Runtime, datetime], list[Due]]
 
 
-def _sent_keys(runtime: Runtime, keys: Iterable[str]) -> set[str]:
-    wanted = list(keys)
+def sent_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Those of ``keys`` already taken: their mail is queued (a job may skip building it again)."""
+    wanted = [key[:400] for key in keys]
     found: set[str] = set()
-    with runtime.sessions() as session:
-        for start in range(0, len(wanted), _KEY_CHUNK):
-            chunk = wanted[start : start + _KEY_CHUNK]
-            found.update(session.scalars(select(Once.key).where(Once.key.in_(chunk))))
+    for start in range(0, len(wanted), _KEY_CHUNK):
+        chunk = wanted[start : start + _KEY_CHUNK]
+        found.update(session.scalars(select(Once.key).where(Once.key.in_(chunk))))
     return found
 
 
@@ -119,7 +119,8 @@ def run_jobs(runtime: Runtime, now: datetime, jobs: Mapping[str, Job]) -> TickRe
     for name, job in jobs.items():
         with runtime.sessions() as session:
             due = job(session, runtime, now)
-        done = _sent_keys(runtime, (item.key[:400] for item in due))
+        with runtime.sessions() as session:
+            done = sent_keys(session, (item.key for item in due))
         todo = [item for item in due if item.key[:400] not in done]
         queued = sum(
             _queue_batch(runtime, todo[start : start + BATCH_SIZE], now)
