@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -295,9 +295,43 @@ def tick(state: _State, now_text: str | None) -> None:
         except ValueError:
             raise MailflowError(f"--now: {now_text!r} is not ISO 8601, e.g. 2027-03-11T09:00Z") from None
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-    result = run(state.runtime(), now)
+    with _Bars() as bars:
+        result = run(state.runtime(), now, progress=bars.update if sys.stderr.isatty() else None)
     for name, queued in result.queued.items():
         click.echo(f"{name}: {queued} queued, {result.already[name]} already sent")
+
+
+class _Bars:
+    """One progress bar per job on stderr, for runs large enough to watch (a terminal only)."""
+
+    _WORTH_A_BAR = 200
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._job = ""
+
+    def update(self, job: str, done: int, total: int) -> None:
+        if total < self._WORTH_A_BAR:
+            return
+        if job != self._job:
+            self.close()
+            self._bar = click.progressbar(length=total, label=job, file=sys.stderr)
+            self._bar.__enter__()
+            self._job = job
+        self._bar.update(done - self._bar.pos)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar, self._job = None, ""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @cli.command("meetings")

@@ -113,7 +113,13 @@ def _queue_batch(runtime: Runtime, items: list[Due], now: datetime) -> int:
     return len(items)
 
 
-def run_jobs(runtime: Runtime, now: datetime, jobs: Mapping[str, Job]) -> TickResult:
+Progress = Callable[[str, int, int], None]
+"""Told (job, mails handled so far, mails due) as a run goes on: the command line draws a bar with it."""
+
+
+def run_jobs(
+    runtime: Runtime, now: datetime, jobs: Mapping[str, Job], progress: Progress | None = None
+) -> TickResult:
     """Run ``jobs`` at ``now``; each mail they find due is queued once, however often this runs."""
     result = TickResult()
     for name, job in jobs.items():
@@ -122,10 +128,11 @@ def run_jobs(runtime: Runtime, now: datetime, jobs: Mapping[str, Job]) -> TickRe
         with runtime.sessions() as session:
             done = sent_keys(session, (item.key for item in due))
         todo = [item for item in due if item.key[:400] not in done]
-        queued = sum(
-            _queue_batch(runtime, todo[start : start + BATCH_SIZE], now)
-            for start in range(0, len(todo), BATCH_SIZE)
-        )
+        queued = 0
+        for start in range(0, len(todo), BATCH_SIZE):
+            queued += _queue_batch(runtime, todo[start : start + BATCH_SIZE], now)
+            if progress is not None:
+                progress(name, min(start + BATCH_SIZE, len(todo)), len(todo))
         already = len(due) - queued
         result.queued[name], result.already[name] = queued, already
         if due:

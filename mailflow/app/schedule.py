@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from mailflow.app import digests, lifecycle, meeting_jobs
-from mailflow.app.jobs import Due, Job, TickResult, run_jobs
+from mailflow.app.jobs import Due, Job, Progress, TickResult, run_jobs
 from mailflow.app.runtime import Runtime
 
 __all__ = ["JOBS", "Due", "Job", "TickResult", "tick"]
@@ -22,11 +22,15 @@ JOBS: dict[str, Job] = {**meeting_jobs.JOBS, **lifecycle.JOBS, **digests.JOBS}
 
 
 def tick(
-    runtime: Runtime, now: datetime | None = None, jobs: Iterable[str] | Mapping[str, Job] | None = None
+    runtime: Runtime,
+    now: datetime | None = None,
+    jobs: Iterable[str] | Mapping[str, Job] | None = None,
+    progress: Progress | None = None,
 ) -> TickResult:
     """Run the scheduled jobs at ``now`` (the clock's time when None); each due mail is queued once.
 
-    ``jobs`` picks some of :data:`JOBS` by name, or gives jobs of its own (a mapping of name to job).
+    ``jobs`` picks some of :data:`JOBS` by name, or gives jobs of its own (a mapping of name to job);
+    ``progress`` is told how far each job's mails have got.
     """
     chosen = jobs if isinstance(jobs, Mapping) else {name: JOBS[name] for name in (jobs or JOBS)}
-    return run_jobs(runtime, now or runtime.clock(), chosen)
+    return run_jobs(runtime, now or runtime.clock(), chosen, progress)
