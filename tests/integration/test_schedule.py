@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -202,3 +203,26 @@ def test_tick_command_reports_each_job_and_refuses_a_bad_time(
     assert "meeting_reminders: 2 queued, 0 already sent" in out.splitlines()
     assert 1 == main(["--config", str(config_path), "tick", "--now", "tomorrow"])
     assert "mailflow: error: --now: 'tomorrow' is not ISO 8601" in capsys.readouterr().err
+
+
+def test_two_ticks_at_once_remind_each_attendee_once(runtime: Runtime):
+    """Two instances ticking at the same moment (two threads here) queue every reminder exactly once."""
+    emails = _group(runtime, 150)
+    _schedule(runtime)
+    results = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(tick(runtime, EVE, jobs=["meeting_reminders"]))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert 150 == sum(r.queued["meeting_reminders"] for r in results)
+    counts = Counter(row.to_addr for row in _outbox(runtime, "meeting_reminder"))
+    assert set(emails) == set(counts)
+    assert {1} == set(counts.values())
