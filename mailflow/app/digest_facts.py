@@ -87,7 +87,9 @@ class GroupNews:
     @property
     def news(self) -> bool:
         """Whether the group has news in the period."""
-        return bool(self.new_organisations or self.updates or self.decisions or self.is_new)
+        return bool(
+            self.new_organisations or self.updates or self.decisions or self.is_new or self.became_active
+        )
 
 
 @dataclass(frozen=True, slots=True)
