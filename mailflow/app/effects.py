@@ -59,9 +59,16 @@ class Mailer:
         *,
         parsed: ParsedMail | None = None,
         inbound: Inbound | None = None,
+        deferred: bool = False,
     ) -> None:
-        """Bind the mailer to a session, a time and, when answering one, the message being processed."""
+        """Bind the mailer to a session, a time and, when answering one, the message being processed.
+
+        A ``deferred`` mailer keeps its outbox rows until :meth:`flush` writes them in one statement (many
+        scheduled mails in one transaction); rows it keeps are not seen by the reply rate limit, so it is not
+        for replies.
+        """
         self._session = session
+        self._deferred: list[dict[str, Any]] | None = [] if deferred else None
         self.runtime = runtime
         self._runtime = runtime
         self._now = now
@@ -81,6 +88,12 @@ class Mailer:
                 {"slug": g.slug, "name": g.name, "status": g.status, "associated": g.associated} for g in rows
             ]
         return self._groups
+
+    def flush(self) -> None:
+        """Write the outbox rows a deferred mailer kept, in one statement."""
+        if self._deferred:
+            self._session.connection().execute(_INSERT_OUTBOX, self._deferred)
+            self._deferred.clear()
 
     def bodies(self, mail: Mail) -> tuple[str, str, str]:
         """The subject, text and HTML of ``mail`` (without a token), to share among mails with its facts."""
@@ -167,25 +180,26 @@ class Mailer:
             extra=extra,
             bodies=bodies,
         )
-        connection.execute(
-            _INSERT_OUTBOX,
-            {
-                "kind": mail.template,
-                "to_addr": to,
-                "sender": rendered.sender,
-                "subject": rendered.subject,
-                "message_id": rendered.message_id,
-                "raw": rendered.raw,
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "last_error": "",
-                "request_id": request.id if request else None,
-                "reply": mail.answers_sender,
-                "created_at": now,
-                "sent_at": None,
-            },
-        )
+        row = {
+            "kind": mail.template,
+            "to_addr": to,
+            "sender": rendered.sender,
+            "subject": rendered.subject,
+            "message_id": rendered.message_id,
+            "raw": rendered.raw,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "request_id": request.id if request else None,
+            "reply": mail.answers_sender,
+            "created_at": now,
+            "sent_at": None,
+        }
+        if self._deferred is not None:
+            self._deferred.append(row)
+        else:
+            connection.execute(_INSERT_OUTBOX, row)
         return rendered.message_id
 
 

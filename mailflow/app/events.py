@@ -51,3 +51,26 @@ def record_event(
             "created_at": now,
         },
     )
+
+
+def record_events(session: Session, rows: list[dict[str, object]]) -> None:
+    """Add many rows to the audit trail in one statement (see :func:`event_row`)."""
+    if rows:
+        session.connection().execute(_INSERT_EVENT, rows)
+
+
+def event_row(
+    kind: str, now: datetime, *, group_id: int | None, actor: str, detail: str
+) -> dict[str, object]:
+    """One audit-trail row as :func:`record_events` takes it (no request, no inbound message)."""
+    return {
+        "kind": kind,
+        "request_id": None,
+        "group_id": group_id,
+        "from_state": "",
+        "to_state": "",
+        "actor": actor,
+        "inbound_id": None,
+        "detail": detail[:4000],
+        "created_at": now,
+    }

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Mailer
-from mailflow.app.events import record_event
+from mailflow.app.events import event_row, record_events
 from mailflow.app.runtime import Runtime
 from mailflow.core.plans import Mail
 from mailflow.store.schema import Once
@@ -74,11 +74,12 @@ def sent_keys(session: Session, keys: Iterable[str]) -> set[str]:
     return found
 
 
-def _queue(session: Session, mailer: Mailer, item: Due, now: datetime) -> None:
+def _queue(session: Session, mailer: Mailer, item: Due, now: datetime) -> dict[str, object]:
+    """Queue one scheduled mail (and its change); return its audit-trail row for the caller to write."""
     if item.apply is not None:
         item.apply(session, now)
     mailer.queue(item.mail, group_id=item.group_id if item.mail.token else None, bodies=item.bodies)
-    record_event(session, item.event, now, group_id=item.group_id, actor=item.mail.to, detail=item.detail)
+    return event_row(item.event, now, group_id=item.group_id, actor=item.mail.to, detail=item.detail)
 
 
 def _queue_once(runtime: Runtime, item: Due, now: datetime) -> bool:
@@ -87,7 +88,7 @@ def _queue_once(runtime: Runtime, item: Due, now: datetime) -> bool:
         with runtime.sessions.begin() as session:
             session.add(Once(key=item.key[:400], created_at=now))
             session.flush()  # the key first: a concurrent tick that holds it makes this one stop here
-            _queue(session, Mailer(session, runtime, now), item, now)
+            record_events(session, [_queue(session, Mailer(session, runtime, now), item, now)])
     except IntegrityError:
         return False
     return True
@@ -104,10 +105,12 @@ def _queue_batch(runtime: Runtime, items: list[Due], now: datetime) -> int:
     try:
         with runtime.sessions.begin() as session:
             session.execute(insert(Once), [{"key": item.key[:400], "created_at": now} for item in items])
-            mailer = Mailer(session, runtime, now)
+            # Outbox rows and events are written once for the batch: one statement each instead of one a mail.
+            mailer = Mailer(session, runtime, now, deferred=True)
             mailer.check_suppressed(item.mail.to for item in items)
-            for item in items:
-                _queue(session, mailer, item, now)
+            events = [_queue(session, mailer, item, now) for item in items]
+            mailer.flush()
+            record_events(session, events)
     except IntegrityError:
         return sum(_queue_once(runtime, item, now) for item in items)
     return len(items)
