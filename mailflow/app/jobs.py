@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +47,30 @@ class Due:
     apply: Callable[[Session, datetime], None] | None = None
     bodies: tuple[str, str, str] | None = None
     """The mail's subject, text and HTML when many Dues say the same thing (rendered once by the job)."""
+
+
+def facilitator_and_secretariat(
+    key: str,
+    template: str,
+    context: dict[str, Any],
+    *,
+    facilitator: str | None,
+    secretariat: str,
+    event: str,
+    group_id: int,
+    detail: str,
+) -> list[Due]:
+    """A reminder to a group's facilitator (``template``) and a note of it to the secretariat.
+
+    The note's template is ``<template>_secretariat``. Each is keyed ``<key>/<recipient>``; a group without a
+    facilitator gets the secretariat's note alone.
+    """
+    recipients = [(template, facilitator)] if facilitator else []
+    recipients.append((f"{template}_secretariat", secretariat))
+    return [
+        Due(key=f"{key}/{to}", mail=Mail(name, to, context), event=event, group_id=group_id, detail=detail)
+        for name, to in recipients
+    ]
 
 
 @dataclass

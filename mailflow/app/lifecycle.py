@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Mailer
 from mailflow.app.events import record_event
-from mailflow.app.jobs import Due, Job
+from mailflow.app.jobs import Due, Job, facilitator_and_secretariat
 from mailflow.app.meetings import Meetings
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
@@ -119,18 +119,15 @@ def update_reminders(session: Session, runtime: Runtime, now: datetime) -> list[
             "facilitator": facilitator,
             "ever": group.id in last_updates,
         }
-        period = f"{group.id}/{since.astimezone(UTC):%Y%m%dT%H%M}/{periods}"
-        recipients = [("update_due", facilitator)] if facilitator else []
-        recipients.append(("update_due_secretariat", runtime.secretariat_address))
-        due.extend(
-            Due(
-                key=f"update-due/{period}/{to}",
-                mail=Mail(template, to, context),
-                event="update_reminder_sent",
-                group_id=group.id,
-                detail=f"no update for {context['days']} days",
-            )
-            for template, to in recipients
+        due += facilitator_and_secretariat(
+            f"update-due/{group.id}/{since.astimezone(UTC):%Y%m%dT%H%M}/{periods}",
+            "update_due",
+            context,
+            facilitator=facilitator,
+            secretariat=runtime.secretariat_address,
+            event="update_reminder_sent",
+            group_id=group.id,
+            detail=f"no update for {context['days']} days",
         )
     return due
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Mailer
-from mailflow.app.jobs import Due, Job
+from mailflow.app.jobs import Due, Job, facilitator_and_secretariat
 from mailflow.app.meetings import Meetings, occurrence_key, overrides_of, to_core
 from mailflow.app.runtime import Runtime
 from mailflow.core import calendar as cal
@@ -174,18 +174,15 @@ def meetings_due(session: Session, runtime: Runtime, now: datetime) -> list[Due]
             "year_end": local_long(end, runtime.settings.network.timezone),
             "facilitator": facilitator,
         }
-        period = f"{group.id}/{_stamp(start)}/q{quarter}"
-        recipients = [("meetings_due", facilitator)] if facilitator else []
-        recipients.append(("meetings_due_secretariat", runtime.secretariat_address))
-        due.extend(
-            Due(
-                key=f"meetings-due/{period}/{to}",
-                mail=Mail(template, to, context),
-                event="meetings_due_reminder",
-                group_id=group.id,
-                detail=f"{count} of {needed} meetings in the year from {start.date()}",
-            )
-            for template, to in recipients
+        due += facilitator_and_secretariat(
+            f"meetings-due/{group.id}/{_stamp(start)}/q{quarter}",
+            "meetings_due",
+            context,
+            facilitator=facilitator,
+            secretariat=runtime.secretariat_address,
+            event="meetings_due_reminder",
+            group_id=group.id,
+            detail=f"{count} of {needed} meetings in the year from {start.date()}",
         )
     return due
 

@@ -202,14 +202,7 @@ class Meetings:
         )
         self.session.flush()
         self._send_all(meeting, group, cal.Method.REQUEST, "meeting_invitation")
-        record_event(
-            self.session,
-            "meeting_scheduled",
-            self.now,
-            group_id=group.id,
-            actor=actor,
-            detail=describe(meeting),
-        )
+        self._record("meeting_scheduled", meeting, actor)
         return meeting
 
     def update(self, meeting: Meeting, changes: dict[str, Any], *, actor: str) -> Meeting:
@@ -257,14 +250,7 @@ class Meetings:
             self._reset_answers(meeting.id)
             meeting.answers_from_sequence = meeting.sequence
         self._send_all(meeting, group, cal.Method.REQUEST, "meeting_updated")
-        record_event(
-            self.session,
-            "meeting_updated",
-            self.now,
-            group_id=group.id,
-            actor=actor,
-            detail=describe(meeting),
-        )
+        self._record("meeting_updated", meeting, actor)
         return meeting
 
     def move_occurrence(
@@ -291,14 +277,7 @@ class Meetings:
         group = self.group_of(meeting)
         meeting.status, meeting.sequence, meeting.updated_at = "cancelled", meeting.sequence + 1, self.now
         self._send_all(meeting, group, cal.Method.CANCEL, "meeting_cancelled")
-        record_event(
-            self.session,
-            "meeting_cancelled",
-            self.now,
-            group_id=group.id,
-            actor=actor,
-            detail=describe(meeting),
-        )
+        self._record("meeting_cancelled", meeting, actor)
         return meeting
 
     def _change_occurrence(
@@ -350,15 +329,19 @@ class Meetings:
             )
             self._send_all(meeting, group, cal.Method.REQUEST, "meeting_updated")
         kind = "meeting_occurrence_cancelled" if cancel else "meeting_occurrence_moved"
+        self._record(kind, meeting, actor, f"; occurrence {occurrence_key(original)}")
+        return meeting
+
+    def _record(self, kind: str, meeting: Meeting, actor: str, more: str = "") -> None:
+        """The audit-trail row of a change to ``meeting``."""
         record_event(
             self.session,
             kind,
             self.now,
-            group_id=group.id,
+            group_id=meeting.group_id,
             actor=actor,
-            detail=f"{describe(meeting)}; occurrence {occurrence_key(original)}",
+            detail=describe(meeting) + more,
         )
-        return meeting
 
     def _check_open(self, meeting: Meeting) -> None:
         if meeting.status == "cancelled":
