@@ -150,6 +150,8 @@ _DIGEST_CHOICES: Final = {
     "on": "weekly",
 }
 _NOT_AN_ARGUMENT: Final = _words("us me our")
+# Words after "Start" in a subject that make it an ordinary word, not the command ("Start of the project").
+_NOT_A_TOPIC: Final = _words("of date time from at with")
 # Function words and words that describe the whole network rather than one group (stemmed).
 _STOPWORDS: Final = _words(
     "a an and the of for on in to with by at our de des du la le les el los las der die das und et"
@@ -429,6 +431,11 @@ def _command(line: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
     if kind in {IntentKind.HELP, IntentKind.STATUS}:
         return Intent(kind, exact=True) if not argument else None
     if kind is IntentKind.START:
+        if normalise(argument).partition(" ")[0] in _NOT_A_TOPIC:
+            return None  # "Start of our participation", "Start date": the word, not the command
+        said = f"start {argument}"
+        if argument and _START_RE.search(normalise(said)):
+            argument = _topic(said) or argument  # "START a group on green roofs" proposes "green roofs"
         starts = [s for s in _sentences(body) if _START_RE.search(normalise(s))]
         topic = argument or (_topic(starts[0]) if starts else "")
         aim = " ".join(body.split()) if len(body.split()) > _FEW_WORDS else ""

@@ -494,3 +494,22 @@ def test_parse_group_decision(text: str, extend: bool, months: int) -> None:
 def test_no_group_decision(text: str) -> None:
     """Quoted lines, extensions beyond five years and other text decide nothing."""
     assert parse_group_decision(text) is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "kind", "topic"),
+    _cases(
+        ("start-of", "Start of our participation", None, ""),
+        ("start-date", "Start date for the project", None, ""),
+        ("start-a-group-on", "Start a group on green roofs", START, "green roofs"),
+        ("start-new-group-on", "START new interest group on textiles", START, "textiles"),
+        ("start-topic", "START green roofs", START, "green roofs"),
+    ),
+)
+def test_start_as_a_word_and_as_a_command(subject: str, kind: IntentKind | None, topic: str) -> None:
+    """ "Start of …" and "Start date …" are not START commands; "START a group on X" proposes X."""
+    intent = classify(subject, "Hello, we have a question.", GROUPS, has_token=False)
+    if kind is None:
+        assert (intent.kind, intent.exact) != (START, True)
+    else:
+        assert (kind, topic, True) == (intent.kind, intent.topic, intent.exact)
