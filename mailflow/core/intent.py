@@ -418,6 +418,19 @@ def _service_command(word: str, argument: str, body: str, groups: Sequence[Group
     return _meeting(word, argument, groups)
 
 
+def _start(argument: str, body: str) -> Intent | None:
+    """START <topic>, the topic from the subject or else from the body; the aim from the body."""
+    if normalise(argument).partition(" ")[0] in _NOT_A_TOPIC:
+        return None  # "Start of our participation", "Start date": the word, not the command
+    said = f"start {argument}"
+    if argument and _START_RE.search(normalise(said)):
+        argument = _topic(said) or argument  # "START a group on green roofs" proposes "green roofs"
+    starts = [s for s in _sentences(body) if _START_RE.search(normalise(s))]
+    topic = argument or (_topic(starts[0]) if starts else "")
+    aim = " ".join(body.split()) if len(body.split()) > _FEW_WORDS else ""
+    return Intent(IntentKind.START, topic=topic, aim=aim, exact=True)
+
+
 def _command(line: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
     match = _COMMAND.fullmatch(line)
     word = normalise(match[1]) if match is not None else ""
@@ -431,15 +444,7 @@ def _command(line: str, body: str, groups: Sequence[GroupRef]) -> Intent | None:
     if kind in {IntentKind.HELP, IntentKind.STATUS}:
         return Intent(kind, exact=True) if not argument else None
     if kind is IntentKind.START:
-        if normalise(argument).partition(" ")[0] in _NOT_A_TOPIC:
-            return None  # "Start of our participation", "Start date": the word, not the command
-        said = f"start {argument}"
-        if argument and _START_RE.search(normalise(said)):
-            argument = _topic(said) or argument  # "START a group on green roofs" proposes "green roofs"
-        starts = [s for s in _sentences(body) if _START_RE.search(normalise(s))]
-        topic = argument or (_topic(starts[0]) if starts else "")
-        aim = " ".join(body.split()) if len(body.split()) > _FEW_WORDS else ""
-        return Intent(kind, topic=topic, aim=aim, exact=True)
+        return _start(argument, body)
     # A bare JOIN or LEAVE may name its group in the body.
     return _group_intent(kind, _find(argument or body, groups), argument, exact=True)
 

@@ -507,7 +507,7 @@ def test_no_group_decision(text: str) -> None:
     ),
 )
 def test_start_as_a_word_and_as_a_command(subject: str, kind: IntentKind | None, topic: str) -> None:
-    """ "Start of …" and "Start date …" are not START commands; "START a group on X" proposes X."""
+    """Subjects "Start of …" and "Start date …" are no START commands; "START a group on X" proposes X."""
     intent = classify(subject, "Hello, we have a question.", GROUPS, has_token=False)
     if kind is None:
         assert (intent.kind, intent.exact) != (START, True)
