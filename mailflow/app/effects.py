@@ -70,7 +70,6 @@ class Mailer:
         self._session = session
         self._deferred: list[dict[str, Any]] | None = [] if deferred else None
         self.runtime = runtime
-        self._runtime = runtime
         self._now = now
         self._parsed = parsed
         self._inbound = inbound
@@ -97,7 +96,7 @@ class Mailer:
 
     def bodies(self, mail: Mail) -> tuple[str, str, str]:
         """The subject, text and HTML of ``mail`` (without a token), to share among mails with its facts."""
-        return render_bodies(self._runtime.templates, mail, identity=self._runtime.identity)
+        return render_bodies(self.runtime.templates, mail, identity=self.runtime.identity)
 
     def _suppressed(self, to: str) -> bool:
         if to not in self._suppression:
@@ -106,7 +105,7 @@ class Mailer:
         return self._suppression[to]
 
     def _rate_limited(self, to: str) -> bool:
-        limit = self._runtime.settings.limits.replies_per_sender_per_hour
+        limit = self.runtime.settings.limits.replies_per_sender_per_hour
         since = self._now - timedelta(hours=1)
         sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar()
         return (sent or 0) >= limit
@@ -133,7 +132,7 @@ class Mailer:
         to ``group_id``. ``bodies`` are the mail's subject, text and HTML when already rendered
         (:meth:`bodies`), for many mails that say the same thing to different people.
         """
-        session, runtime, now = self._session, self._runtime, self._now
+        session, runtime, now = self._session, self.runtime, self._now
         to = mail.to.lower()
         connection = session.connection()
         if self._suppressed(to):

@@ -34,7 +34,7 @@ from mailflow.core.intent import parse_group_decision
 from mailflow.core.lifecycle import RequestState
 from mailflow.core.meetings import local_long
 from mailflow.core.plans import Mail, TokenSpec
-from mailflow.store.repo import end_terms, forget_groups
+from mailflow.store.repo import end_terms, facilitator_email, forget_groups
 from mailflow.store.schema import Contact, Group, GroupUpdate, Membership, Organisation, ReplyToken, Request
 
 _DAY = timedelta(days=1)
@@ -43,12 +43,6 @@ _MONTH_DAYS = 30.4375
 
 def _day(now: datetime, runtime: Runtime) -> str:
     return now.astimezone(ZoneInfo(runtime.settings.network.timezone)).date().isoformat()
-
-
-def _facilitator(session: Session, group: Group) -> str | None:
-    if group.facilitator_id is None:
-        return None
-    return session.scalar(select(Contact.email).where(Contact.id == group.facilitator_id))
 
 
 def _group(group: Group) -> dict[str, str]:
@@ -111,7 +105,7 @@ def update_reminders(session: Session, runtime: Runtime, now: datetime) -> list[
         periods = int((now - since) / every)
         if periods < 1:
             continue
-        facilitator = _facilitator(session, group)
+        facilitator = facilitator_email(session, group)
         context = {
             "group": _group(group),
             "since": local_long(since, runtime.settings.network.timezone),
@@ -167,7 +161,7 @@ def group_end_questions(session: Session, runtime: Runtime, now: datetime) -> li
         if now < end - notice:
             continue
         ended = now >= end
-        facilitator = _facilitator(session, group)
+        facilitator = facilitator_email(session, group)
         # The notice goes to both; at the end date, nobody having answered, the secretariat is asked again.
         recipients = [facilitator] if facilitator and not ended else []
         recipients.append(runtime.secretariat_address)

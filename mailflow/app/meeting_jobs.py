@@ -17,6 +17,7 @@ from mailflow.app.runtime import Runtime
 from mailflow.core import calendar as cal
 from mailflow.core.meetings import local_long
 from mailflow.core.plans import Mail
+from mailflow.store.repo import facilitator_email
 from mailflow.store.schema import Attendance, Contact, Group, Meeting
 
 _GROUP_YEAR = timedelta(days=365)
@@ -115,7 +116,7 @@ def meeting_summaries(session: Session, runtime: Runtime, now: datetime) -> list
             table.setdefault(_answer(answers, occurrence), []).append(
                 {"email": email, "name": names.get(email) or email}
             )
-        to = _facilitator(session, item.group) or runtime.secretariat_address
+        to = facilitator_email(session, item.group) or runtime.secretariat_address
         context = _context(session, runtime, item, now) | {
             "accepted": table.get(cal.PartStat.ACCEPTED.value, []),
             "tentative": table.get(cal.PartStat.TENTATIVE.value, []),
@@ -133,12 +134,6 @@ def meeting_summaries(session: Session, runtime: Runtime, now: datetime) -> list
             )
         )
     return due
-
-
-def _facilitator(session: Session, group: Group) -> str | None:
-    if group.facilitator_id is None:
-        return None
-    return session.scalar(select(Contact.email).where(Contact.id == group.facilitator_id))
 
 
 def group_year(group: Group, now: datetime) -> tuple[datetime, datetime]:
@@ -165,7 +160,7 @@ def meetings_due(session: Session, runtime: Runtime, now: datetime) -> list[Due]
         count = _meetings_between(session, runtime, group.id, start, end)
         if count >= needed:
             continue
-        facilitator = _facilitator(session, group)
+        facilitator = facilitator_email(session, group)
         context = {
             "group": {"slug": group.slug, "name": group.name},
             "count": count,

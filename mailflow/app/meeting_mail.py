@@ -53,7 +53,7 @@ def handle_meeting(work: Work, intent: Intent, contact: Contact) -> None:
             )
             return
         group = work.session.get_one(Group, meeting.group_id)
-        if not _may_run(work, contact, group):
+        if not work.leads(contact, group):
             _not_allowed(work, contact, group)
             return
         if action == "cancel":
@@ -72,12 +72,6 @@ def handle_meeting(work: Work, intent: Intent, contact: Contact) -> None:
         _reply(work, contact, f"We could not do this: {refused}.".replace("..", "."))
 
 
-def _may_run(work: Work, contact: Contact, group: Group) -> bool:
-    return group.facilitator_id == contact.id or contact.email in {
-        a.lower() for a in work.runtime.settings.secretariat.approvers
-    }
-
-
 def _today(work: Work) -> Any:  # noqa: ANN401 - a date
     return work.now.astimezone(ZoneInfo(work.runtime.settings.network.timezone)).date()
 
@@ -93,7 +87,7 @@ def _schedule(work: Work, intent: Intent, contact: Contact) -> None:
             f"The subject names {named}: write MEETING followed by the group, e.g. MEETING circular.",
         )
         return
-    if not _may_run(work, contact, group):
+    if not work.leads(contact, group):
         _not_allowed(work, contact, group)
         return
     proposal = read_schedule(

@@ -139,7 +139,9 @@ def store_many(runtime: Runtime, messages: Sequence[tuple[bytes, str, str]]) -> 
     try:
         with runtime.sessions.begin() as session:
             seen = _stored_already(session, keys, digests)
-            outcome: list[Stored | int] = []
+            # Each message is either stored already (a Stored), or the row at an index of ``rows``: its own
+            # (new) or that of an earlier message of the batch with the same key or bytes (a repeat).
+            outcome: list[Stored | tuple[int, bool]] = []
             rows: list[dict[str, object]] = []
             first: dict[str, int] = {}
             for (raw, source, _key), key, digest in zip(messages, keys, digests, strict=True):
@@ -148,10 +150,10 @@ def store_many(runtime: Runtime, messages: Sequence[tuple[bytes, str, str]]) -> 
                     outcome.append(earlier)
                     continue
                 if key in first or digest in first:
-                    outcome.append(-1 - first.get(key, first.get(digest, 0)))
+                    outcome.append((first.get(key, first.get(digest, 0)), True))
                     continue
                 first[key] = first[digest] = len(rows)
-                outcome.append(len(rows))
+                outcome.append((len(rows), False))
                 rows.append(
                     {
                         "source": source,
@@ -171,13 +173,8 @@ def store_many(runtime: Runtime, messages: Sequence[tuple[bytes, str, str]]) -> 
         return [store_raw(runtime, raw, source, key) for raw, source, key in messages]
     except SQLAlchemyError as exc:
         raise StoreUnavailableError(f"could not store the messages: {exc.__class__.__name__}") from exc
-    # An int is a new row (its index in ``rows``), or -1 - index for a repeat of one earlier in the batch.
     return [
-        item
-        if isinstance(item, Stored)
-        else Stored(ids[item], duplicate=False, status="pending")
-        if item >= 0
-        else Stored(ids[-1 - item], duplicate=True, status="pending")
+        item if isinstance(item, Stored) else Stored(ids[item[0]], duplicate=item[1], status="pending")
         for item in outcome
     ]
 

@@ -21,12 +21,6 @@ _MAX_TEXT = 20000
 _TITLE = 200
 
 
-def may_post(work: Work, contact: Contact, group: Group) -> bool:
-    """The group's facilitator, or an approver, may post its updates."""
-    approvers = {a.lower() for a in work.runtime.settings.secretariat.approvers}
-    return group.facilitator_id == contact.id or contact.email in approvers
-
-
 def _title(subject: str, text: str, group: Group) -> str:
     """The update's title: the subject beyond the command, else the first line of the text."""
     rest = subject.split(None, 2)[2] if len(subject.split(None, 2)) > 2 else ""
@@ -43,7 +37,7 @@ def handle_update(work: Work, intent: Intent, contact: Contact) -> None:
         work.mailer.queue(Mail("update_refused", contact.email, {"reason": reason}, answers_sender=True))
         return
     text = work.parsed.text.strip()
-    if not may_post(work, contact, group):
+    if not work.leads(contact, group):
         record_event(
             session, "update_refused", work.now, group_id=group.id, actor=contact.email, inbound=work.inbound
         )

@@ -26,6 +26,11 @@ class Work:
     parsed: ParsedMail
     mailer: Mailer
 
+    def leads(self, contact: Contact, group: Group) -> bool:
+        """Whether ``contact`` may act for the group: its facilitator, or an approver."""
+        approvers = {a.lower() for a in self.runtime.settings.secretariat.approvers}
+        return group.facilitator_id == contact.id or contact.email in approvers
+
     def refuse(self, contact: Contact, plan: Plan, group: Group | None = None) -> None:
         """Carry out a plan that changes no request: its event and its reply to ``contact``."""
         apply_plan(

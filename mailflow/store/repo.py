@@ -225,6 +225,13 @@ def forget_groups(session: Session) -> None:
     session.info.pop(_GROUP_REFS, None)
 
 
+def facilitator_email(session: Session, group: Group) -> str | None:
+    """The address of the group's facilitator, if it has one."""
+    if group.facilitator_id is None:
+        return None
+    return session.scalar(select(Contact.email).where(Contact.id == group.facilitator_id))
+
+
 def group_by_slug(session: Session, slug: str) -> Group | None:
     """The group with this slug."""
     return session.scalar(_GROUP_BY_SLUG, {"slug": slug})
