@@ -34,6 +34,7 @@ from mailflow.store.schema import (
     Suppression,
     UtcDateTime,
 )
+from mailflow.store.writes import pending, write
 
 _OUTBOX = OutboxMessage.__table__
 _INSERT_TOKEN = insert(ReplyToken)
@@ -59,16 +60,13 @@ class Mailer:
         *,
         parsed: ParsedMail | None = None,
         inbound: Inbound | None = None,
-        deferred: bool = False,
     ) -> None:
         """Bind the mailer to a session, a time and, when answering one, the message being processed.
 
-        A ``deferred`` mailer keeps its outbox rows until :meth:`flush` writes them in one statement (many
-        scheduled mails in one transaction); rows it keeps are not seen by the reply rate limit, so it is not
-        for replies.
+        Its token and outbox rows are written at the end of the transaction when the transaction keeps its
+        writes (:func:`~mailflow.store.writes.at_end`), at once otherwise.
         """
         self._session = session
-        self._deferred: list[dict[str, Any]] | None = [] if deferred else None
         self.runtime = runtime
         self._now = now
         self._parsed = parsed
@@ -88,12 +86,6 @@ class Mailer:
             ]
         return self._groups
 
-    def flush(self) -> None:
-        """Write the outbox rows a deferred mailer kept, in one statement."""
-        if self._deferred:
-            self._session.connection().execute(_INSERT_OUTBOX, self._deferred)
-            self._deferred.clear()
-
     def bodies(self, mail: Mail) -> tuple[str, str, str]:
         """The subject, text and HTML of ``mail`` (without a token), to share among mails with its facts."""
         return render_bodies(self.runtime.templates, mail, identity=self.runtime.identity)
@@ -107,8 +99,11 @@ class Mailer:
     def _rate_limited(self, to: str) -> bool:
         limit = self.runtime.settings.limits.replies_per_sender_per_hour
         since = self._now - timedelta(hours=1)
-        sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar()
-        return (sent or 0) >= limit
+        sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar() or 0
+        writes = pending(self._session)
+        if writes is not None:  # replies queued earlier in this transaction, not written yet
+            sent += sum(1 for row in writes.waiting(_INSERT_OUTBOX) if row["to_addr"] == to and row["reply"])
+        return sent >= limit
 
     def check_suppressed(self, addresses: Iterable[str]) -> None:
         """Look up many recipients' suppression in one query (before queueing mail to all of them)."""
@@ -134,7 +129,6 @@ class Mailer:
         """
         session, runtime, now = self._session, self.runtime, self._now
         to = mail.to.lower()
-        connection = session.connection()
         if self._suppressed(to):
             record_event(session, "mail_suppressed", now, request=request, actor=to, detail=mail.template)
             return None
@@ -144,7 +138,8 @@ class Mailer:
         token: str | None = None
         if mail.token is not None and (request is not None or group_id is not None):
             token = format_token(runtime.entropy(TOKEN_BYTES))
-            connection.execute(
+            write(
+                session,
                 _INSERT_TOKEN,
                 {
                     "token_hash": hash_token(token),
@@ -195,10 +190,7 @@ class Mailer:
             "created_at": now,
             "sent_at": None,
         }
-        if self._deferred is not None:
-            self._deferred.append(row)
-        else:
-            connection.execute(_INSERT_OUTBOX, row)
+        write(session, _INSERT_OUTBOX, row)
         return rendered.message_id
 
 

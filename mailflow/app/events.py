@@ -9,6 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailflow.store.schema import Event, Request
+from mailflow.store.writes import write
 
 _INSERT_EVENT = insert(Event)
 
@@ -36,8 +37,9 @@ def record_event(
     inbound: Inbound | None = None,
     detail: str = "",
 ) -> None:
-    """Add one row to the audit trail."""
-    session.connection().execute(
+    """Add one row to the audit trail (at the end of the transaction when it keeps its writes)."""
+    write(
+        session,
         _INSERT_EVENT,
         {
             "kind": kind,

@@ -23,6 +23,7 @@ from mailflow.app.events import event_row, record_events
 from mailflow.app.runtime import Runtime
 from mailflow.core.plans import Mail
 from mailflow.store.schema import Once
+from mailflow.store.writes import at_end
 
 log = logging.getLogger("mailflow.schedule")
 
@@ -131,11 +132,10 @@ def _queue_batch(runtime: Runtime, items: list[Due], now: datetime) -> int:
         with runtime.sessions.begin() as session:
             session.execute(insert(Once), [{"key": item.key[:400], "created_at": now} for item in items])
             # Outbox rows and events are written once for the batch: one statement each instead of one a mail.
-            mailer = Mailer(session, runtime, now, deferred=True)
-            mailer.check_suppressed(item.mail.to for item in items)
-            events = [_queue(session, mailer, item, now) for item in items]
-            mailer.flush()
-            record_events(session, events)
+            with at_end(session):
+                mailer = Mailer(session, runtime, now)
+                mailer.check_suppressed(item.mail.to for item in items)
+                record_events(session, [_queue(session, mailer, item, now) for item in items])
     except IntegrityError:
         return sum(_queue_once(runtime, item, now) for item in items)
     return len(items)

@@ -36,6 +36,7 @@ from mailflow.errors import StoreUnavailableError
 from mailflow.intake.base import Cursor, Disposition
 from mailflow.store import repo
 from mailflow.store.schema import InboundMessage
+from mailflow.store.writes import at_end, write
 
 log = logging.getLogger("mailflow.process")
 
@@ -179,12 +180,6 @@ def store_many(runtime: Runtime, messages: Sequence[tuple[bytes, str, str]]) -> 
     ]
 
 
-_CLAIM = (
-    update(InboundMessage)
-    .where(InboundMessage.id == bindparam("claim_id"), InboundMessage.status == "pending")
-    .values(status="processed")
-)
-_RAW = select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("id"))
 _WRITE_BACK = (
     update(InboundMessage)
     .where(InboundMessage.id == bindparam("done_id"))
@@ -199,14 +194,26 @@ _WRITE_BACK = (
 )
 
 
-def _claim(session: Session, inbound_id: int, raw: bytes | None) -> Inbound | None:
-    """Take a pending message for this transaction; None when another worker has it or it is done."""
+_CLAIM_MANY = (
+    update(InboundMessage)
+    .where(InboundMessage.id.in_(bindparam("ids", expanding=True)), InboundMessage.status == "pending")
+    .values(status="processed")
+    .returning(InboundMessage.id)
+)
+_RAW_MANY = select(_INBOUND.c.id, _INBOUND.c.raw).where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _claim(session: Session, messages: Sequence[tuple[int, bytes | None]]) -> dict[int, Inbound]:
+    """Take the pending ones of ``messages`` for this transaction, in one statement.
+
+    The others are another worker's, or done.
+    """
     connection = session.connection()
-    if connection.execute(_CLAIM, {"claim_id": inbound_id}).rowcount != 1:
-        return None
-    if raw is None:
-        raw = connection.execute(_RAW, {"id": inbound_id}).scalar_one()
-    return Inbound(inbound_id, raw)
+    claimed = set(connection.execute(_CLAIM_MANY, {"ids": [i for i, _ in messages]}).scalars())
+    known = {inbound_id: raw for inbound_id, raw in messages if inbound_id in claimed and raw is not None}
+    if missing := [inbound_id for inbound_id in claimed if inbound_id not in known]:
+        known.update((row[0], row[1]) for row in connection.execute(_RAW_MANY, {"ids": missing}))
+    return {inbound_id: Inbound(inbound_id, raw) for inbound_id, raw in known.items()}
 
 
 def process_one(runtime: Runtime, inbound_id: int, raw: bytes | None = None) -> Disposition:
@@ -238,18 +245,24 @@ def process_one(runtime: Runtime, inbound_id: int, raw: bytes | None = None) -> 
 
 
 def _process_once(runtime: Runtime, inbound_id: int, raw: bytes | None) -> Disposition:
-    with runtime.sessions.begin() as session:
-        return _process_claimed(session, runtime, inbound_id, raw)
+    return _process_together(runtime, [(inbound_id, raw)])[0]
 
 
-def _process_claimed(session: Session, runtime: Runtime, inbound_id: int, raw: bytes | None) -> Disposition:
-    inbound = _claim(session, inbound_id, raw)
-    if inbound is None:
-        status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
-        return _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
-    parsed = _process(session, runtime, inbound)
-    _write_back(session, inbound, parsed, runtime.clock())
-    return _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
+def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]) -> list[Disposition]:
+    """Claim and process ``messages`` in one transaction whose rows are written at its end."""
+    with runtime.sessions.begin() as session, at_end(session):
+        claimed = _claim(session, messages)
+        outcome = []
+        for inbound_id, _raw in messages:
+            inbound = claimed.get(inbound_id)
+            if inbound is None:
+                status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
+                outcome.append(_STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED))
+                continue
+            parsed = _process(session, runtime, inbound)
+            _write_back(session, inbound, parsed, runtime.clock())
+            outcome.append(_STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED))
+        return outcome
 
 
 def process_batch(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]) -> list[Disposition]:
@@ -265,8 +278,7 @@ def process_batch(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]
     if len(messages) == 1:
         return [process_one(runtime, *messages[0])]
     try:
-        with runtime.sessions.begin() as session:
-            return [_process_claimed(session, runtime, inbound_id, raw) for inbound_id, raw in messages]
+        return _process_together(runtime, messages)
     except OperationalError as exc:
         raise StoreUnavailableError(f"processing a batch: {exc.__class__.__name__}") from exc
     except Exception:  # one message's failure must not decide the others': retry them one by one
@@ -308,7 +320,7 @@ def _write_back(session: Session, inbound: Inbound, parsed: ParsedMail | None, n
         "subject": parsed.subject[:2000] if parsed else "",
         "message_id": parsed.message_id[:998] if parsed else "",
     }
-    session.connection().execute(_WRITE_BACK, values)
+    write(session, _WRITE_BACK, values)
 
 
 def _subject_to_read(parsed: ParsedMail, our_domain: str, groups: list[GroupRef]) -> str:

@@ -57,6 +57,23 @@ def test_a_batch_ends_as_one_message_at_a_time_would(runtime: Runtime):
     assert {"pending_approval"} == states
 
 
+def test_the_reply_rate_limit_holds_within_one_batch(runtime: Runtime):
+    """One sender's many mails in one batch get the replies one at a time would: the limit, no more.
+
+    A batch writes its outbox rows at its end; the limit must count the replies still waiting to be written.
+    """
+    limit = runtime.settings.limits.replies_per_sender_per_hour
+    mails = [request_mail("anna@ghent.example", f"HELP {i}", "How does this work?") for i in range(limit + 4)]
+    outcome = Pipeline(runtime).accept_many([(raw, "file", "") for raw in mails])
+
+    assert [Disposition.PROCESSED] * len(mails) == outcome
+    with runtime.sessions() as session:
+        replies = session.scalars(
+            select(OutboxMessage.kind).where(OutboxMessage.to_addr == "anna@ghent.example")
+        )
+        assert ["help"] * limit == list(replies)
+
+
 def test_a_failing_message_quarantines_only_itself(runtime: Runtime, tmp_path: Path):
     """When one message of a batch fails, the batch is retried one by one and only that one is quarantined."""
     folder = tmp_path / "templates"
