@@ -39,6 +39,7 @@ from mailflow.store.writes import pending, write
 _OUTBOX = OutboxMessage.__table__
 _INSERT_TOKEN = insert(ReplyToken)
 _LOOKUP_CHUNK = 500
+_RATE_WINDOW = timedelta(hours=1)
 _INSERT_OUTBOX = insert(OutboxMessage)
 _SUPPRESSED = select(Suppression.__table__.c.email).where(Suppression.__table__.c.email == bindparam("email"))
 # Only replies count toward the rate limit: notices, invitations and reminders to the same address do not.
@@ -47,6 +48,46 @@ _SENT_SINCE = select(func.count(_OUTBOX.c.id)).where(
     _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime()),
     _OUTBOX.c.reply.is_(True),
 )
+
+
+_SUPPRESSION = "mailflow.suppressed"  # address -> suppressed?, for the transaction
+_REPLIES = "mailflow.replies"  # address -> replies written in the hour before the batch began
+_SENT_SINCE_EACH = (
+    select(_OUTBOX.c.to_addr, func.count(_OUTBOX.c.id))
+    .where(
+        _OUTBOX.c.to_addr.in_(bindparam("to", expanding=True)),
+        _OUTBOX.c.created_at >= bindparam("since", type_=UtcDateTime()),
+        _OUTBOX.c.reply.is_(True),
+    )
+    .group_by(_OUTBOX.c.to_addr)
+)
+
+
+def prefetch_recipients(session: Session, now: datetime, addresses: Iterable[str]) -> None:
+    """Read many recipients' suppression and recent replies in a few statements (a batch's senders).
+
+    The reply counts are those of the hour before ``now``, the batch's start: a batch takes well under a
+    second, so a reply that ages out of the window during it counts a moment longer.
+    """
+    wanted = sorted({a.lower() for a in addresses if "@" in a})
+    counts: dict[str, int] = session.info.setdefault(_REPLIES, {})
+    since = now - _RATE_WINDOW
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        counts.update(dict.fromkeys(chunk, 0))
+        counts.update(
+            (to, n) for to, n in session.connection().execute(_SENT_SINCE_EACH, {"to": chunk, "since": since})
+        )
+    _read_suppression(session, wanted)
+
+
+def _read_suppression(session: Session, addresses: Iterable[str]) -> None:
+    known: dict[str, bool] = session.info.setdefault(_SUPPRESSION, {})
+    wanted = sorted({a.lower() for a in addresses} - known.keys())
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        found = set(session.scalars(select(Suppression.email).where(Suppression.email.in_(chunk))))
+        known.update((address, address in found) for address in chunk)
 
 
 class Mailer:
@@ -73,7 +114,7 @@ class Mailer:
         self._inbound = inbound
         self._groups: list[dict[str, Any]] | None = None
         # Shared by the messages of one transaction: a batch writes to the same approvers again and again.
-        self._suppression: dict[str, bool] = session.info.setdefault("mailflow.suppressed", {})
+        self._suppression: dict[str, bool] = session.info.setdefault(_SUPPRESSION, {})
 
     def groups_context(self) -> list[dict[str, Any]]:
         """The open groups, for help and refusal mails."""
@@ -98,8 +139,12 @@ class Mailer:
 
     def _rate_limited(self, to: str) -> bool:
         limit = self.runtime.settings.limits.replies_per_sender_per_hour
-        since = self._now - timedelta(hours=1)
-        sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar() or 0
+        known: dict[str, int] = self._session.info.get(_REPLIES, {})
+        if to in known:
+            sent = known[to]
+        else:
+            since = self._now - _RATE_WINDOW
+            sent = self._session.connection().execute(_SENT_SINCE, {"to": to, "since": since}).scalar() or 0
         writes = pending(self._session)
         if writes is not None:  # replies queued earlier in this transaction, not written yet
             sent += sum(1 for row in writes.waiting(_INSERT_OUTBOX) if row["to_addr"] == to and row["reply"])
@@ -107,11 +152,7 @@ class Mailer:
 
     def check_suppressed(self, addresses: Iterable[str]) -> None:
         """Look up many recipients' suppression in one query (before queueing mail to all of them)."""
-        wanted = sorted({a.lower() for a in addresses} - self._suppression.keys())
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start : start + _LOOKUP_CHUNK]
-            found = set(self._session.scalars(select(Suppression.email).where(Suppression.email.in_(chunk))))
-            self._suppression.update((address, address in found) for address in chunk)
+        _read_suppression(self._session, addresses)
 
     def queue(
         self,

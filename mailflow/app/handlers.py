@@ -81,8 +81,11 @@ def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
     if group is None:
         _ask_which_group(work, intent, contact)
         return
-    existing = repo.open_request(session, contact.id, RequestKind.JOIN, group.id)
+    history = repo.request_history(
+        session, contact.id, RequestKind.JOIN, since=work.now - REPEAT_WINDOW, group_id=group.id
+    )
     request = _new_request(work, RequestKind.JOIN, contact, group_id=group.id)
+    already_member, organisation_member = repo.membership_of(session, group.id, contact)
     facts = JoinFacts(
         request_id=request.id,
         person=repo.person_for(session, contact),
@@ -90,12 +93,10 @@ def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
         text=work.parsed.text,
         approvers=work.runtime.settings.secretariat.approvers,
         secretariat=work.runtime.secretariat_address,
-        already_member=repo.is_active_member(session, group.id, contact.id),
-        organisation_member=repo.organisation_is_member(session, group.id, contact.organisation_id),
-        open_request_id=existing,
-        answered=repo.recently_answered(
-            session, contact.id, RequestKind.JOIN, since=work.now - REPEAT_WINDOW, group_id=group.id
-        ),
+        already_member=already_member,
+        organisation_member=organisation_member,
+        open_request_id=history.open_id,
+        answered=history.answered,
     )
     plan = decide_join(facts)
     _carry_out(work, plan, request, contact, group)
@@ -141,7 +142,9 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         return
     existing_slugs = match_groups(topic, repo.group_refs(session))
     existing = repo.group_by_slug(session, existing_slugs[0]) if len(existing_slugs) == 1 else None
-    duplicate = repo.open_request(session, contact.id, RequestKind.START, None, topic)
+    history = repo.request_history(
+        session, contact.id, RequestKind.START, since=work.now - REPEAT_WINDOW, topic=topic
+    )
     request = _new_request(work, RequestKind.START, contact, topic=topic[:300], aim=intent.aim[:5000])
     facts = StartFacts(
         request_id=request.id,
@@ -152,10 +155,8 @@ def handle_start(work: Work, intent: Intent, contact: Contact) -> None:
         approvers=work.runtime.settings.secretariat.approvers,
         secretariat=work.runtime.secretariat_address,
         existing_group=repo.group_facts(session, existing) if existing else None,
-        open_request_id=duplicate,
-        answered=repo.recently_answered(
-            session, contact.id, RequestKind.START, since=work.now - REPEAT_WINDOW, topic=topic
-        ),
+        open_request_id=history.open_id,
+        answered=history.answered,
     )
     _carry_out(work, decide_start(facts), request, contact, None)
 

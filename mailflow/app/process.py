@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailflow.app.digests import handle_digest_reply, is_digest_reply
-from mailflow.app.effects import Mailer
+from mailflow.app.effects import Mailer, prefetch_recipients
 from mailflow.app.events import Inbound, record_event
 from mailflow.app.handlers import HANDLERS, handle_help
 from mailflow.app.replies import handle_token_reply
@@ -252,6 +252,11 @@ def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | No
     """Claim and process ``messages`` in one transaction whose rows are written at its end."""
     with runtime.sessions.begin() as session, at_end(session):
         claimed = _claim(session, messages)
+        read = {inbound_id: _read(runtime, inbound.raw) for inbound_id, inbound in claimed.items()}
+        senders = [parsed.from_addr for parsed in read.values() if isinstance(parsed, ParsedMail)]
+        # What every message of the batch will look up about its sender, read for all of them at once.
+        repo.prefetch_senders(session, (sender for sender in senders if "@" in sender))
+        prefetch_recipients(session, runtime.clock(), senders)
         outcome = []
         for inbound_id, _raw in messages:
             inbound = claimed.get(inbound_id)
@@ -259,7 +264,7 @@ def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | No
                 status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
                 outcome.append(_STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED))
                 continue
-            parsed = _process(session, runtime, inbound)
+            parsed = _process(session, runtime, inbound, read[inbound_id])
             _write_back(session, inbound, parsed, runtime.clock())
             outcome.append(_STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED))
         return outcome
@@ -335,20 +340,29 @@ def _subject_to_read(parsed: ParsedMail, our_domain: str, groups: list[GroupRef]
     return parsed.subject if classify(parsed.subject, "", groups, has_token=False).exact else ""
 
 
-def _process(session: Session, runtime: Runtime, inbound: Inbound) -> ParsedMail | None:
+def _read(runtime: Runtime, raw: bytes) -> ParsedMail | str:
+    """What a message says, or why it is not read at all (too big, not a message)."""
+    limits = runtime.settings.limits
+    problem = precheck(raw, limits.max_message_bytes)
+    if problem:
+        return problem
+    return parse_message(
+        raw,
+        max_bytes=limits.max_message_bytes,
+        max_parts=limits.max_mime_parts,
+        max_depth=limits.max_mime_depth,
+    )
+
+
+def _process(
+    session: Session, runtime: Runtime, inbound: Inbound, parsed: ParsedMail | str
+) -> ParsedMail | None:
     """Decide what one claimed message means and carry it out; return what was read of it."""
     settings = runtime.settings
     now = runtime.clock()
-    problem = precheck(inbound.raw, settings.limits.max_message_bytes)
-    if problem:
-        inbound.status, inbound.reason = "quarantined", problem
+    if isinstance(parsed, str):
+        inbound.status, inbound.reason = "quarantined", parsed
         return None
-    parsed = parse_message(
-        inbound.raw,
-        max_bytes=settings.limits.max_message_bytes,
-        max_parts=settings.limits.max_mime_parts,
-        max_depth=settings.limits.max_mime_depth,
-    )
     own = frozenset({settings.network.address})
     kind = loop_kind(parsed, own)
     if kind is LoopKind.CALENDAR_REPLY and parsed.calendar and parsed.from_addr:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Select, bindparam, func, insert, inspect, select, update
+from sqlalchemy import Select, bindparam, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mailflow.core.lifecycle import OPEN_STATES, RequestKind, RequestState
@@ -27,7 +27,6 @@ from mailflow.store.schema import (
     OrgDomain,
     QueueState,
     Request,
-    UtcDateTime,
 )
 
 _ORG = Organisation.__table__
@@ -92,28 +91,76 @@ class OrgRef:
     status: str
 
 
+# What one transaction has read of the registry and of its senders (see prefetch_senders). The registry does
+# not change while messages are processed; contacts the transaction creates are added as it creates them.
+_DOMAINS = "mailflow.domains"  # domain -> OrgRef, or None for a domain no organisation registered
+_ORGS = "mailflow.organisations"  # organisation id -> OrgRef
+_CONTACTS = "mailflow.contacts"  # address -> Contact, or None for an address with no contact yet
+_CONTACTS_OF = (
+    select(Contact).where(Contact.email.in_(bindparam("emails", expanding=True))).order_by(Contact.id)
+)
+_LOOKUP_CHUNK = 500
+
+
+def _candidates(email: str) -> list[str]:
+    """The address's domain and its parents, most specific first (``a.b.example``, ``b.example``)."""
+    labels = email.rpartition("@")[2].lower().split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
+def _read_domains(session: Session, domains: list[str]) -> dict[str, OrgRef | None]:
+    """The organisation of each domain, None where none registered it; kept for the transaction."""
+    known: dict[str, OrgRef | None] = session.info.setdefault(_DOMAINS, {})
+    orgs: dict[int, OrgRef] = session.info.setdefault(_ORGS, {})
+    wanted = sorted(set(domains) - known.keys())
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        known.update(dict.fromkeys(chunk))
+        for domain, org_id, name, status in session.connection().execute(_ORG_BY_DOMAINS, {"domains": chunk}):
+            known[domain] = orgs[org_id] = OrgRef(org_id, name, status)
+    return known
+
+
 def organisation_for_address(session: Session, email: str) -> OrgRef | None:
     """The organisation whose registered domain matches the address's domain or a parent of it."""
-    domain = email.rpartition("@")[2].lower()
-    labels = domain.split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
-    if not candidates:
-        return None
-    rows = session.connection().execute(_ORG_BY_DOMAINS, {"domains": candidates}).all()
-    by_domain = {row[0]: OrgRef(row[1], row[2], row[3]) for row in rows}
+    candidates = _candidates(email)
+    by_domain = _read_domains(session, candidates) if candidates else {}
     for candidate in candidates:  # the most specific domain wins
-        if candidate in by_domain:
-            return by_domain[candidate]
+        if found := by_domain[candidate]:
+            return found
     return None
+
+
+def prefetch_senders(session: Session, emails: Iterable[str]) -> None:
+    """Read many senders' contacts, and their domains' organisations, a few statements for all of them.
+
+    :func:`contact_for`, :func:`organisation_for_address` and :func:`person_for` then answer from what was
+    read. The contacts are locked as :func:`contact_for` locks one, in the order of their ids so that two
+    workers locking overlapping senders wait for each other instead of deadlocking.
+    """
+    known: dict[str, Contact | None] = session.info.setdefault(_CONTACTS, {})
+    wanted = sorted({email.lower() for email in emails} - known.keys())
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        known.update(dict.fromkeys(chunk))
+        statement = _CONTACTS_OF.with_for_update()
+        known.update((c.email, c) for c in session.scalars(statement, {"emails": chunk}))
+    _read_domains(session, [domain for email in wanted for domain in _candidates(email)])
 
 
 def contact_for(session: Session, email: str, name: str, now: datetime) -> Contact:
     """The contact with this address, created (and matched to an organisation by domain) when new."""
     email = email.lower()
-    row = session.connection().execute(_CONTACT_BY_EMAIL, {"email": email}).first()
-    if row is None:
+    known: dict[str, Contact | None] = session.info.setdefault(_CONTACTS, {})
+    if email in known:
+        contact = known[email]
+    else:
+        row = session.connection().execute(_CONTACT_BY_EMAIL, {"email": email}).first()
+        # Locking the sender's row makes two workers (PostgreSQL) handle one sender's mails one at a time.
+        contact = None if row is None else session.get_one(Contact, row[0], with_for_update=True)
+    if contact is None:
         organisation = organisation_for_address(session, email)
-        return insert_now(
+        contact = known[email] = insert_now(
             session,
             Contact(
                 email=email,
@@ -122,8 +169,8 @@ def contact_for(session: Session, email: str, name: str, now: datetime) -> Conta
                 created_at=now,
             ),
         )
-    # Locking the sender's row makes two workers (PostgreSQL) handle one sender's mails one after the other.
-    contact = session.get_one(Contact, row[0], with_for_update=True)
+        return contact
+    known[email] = contact
     if contact.organisation_id is None:
         adopt_organisation(session, contact)
     if name and not contact.name:
@@ -164,16 +211,19 @@ def adopt_organisations(session: Session) -> int:
 
 def person_for(session: Session, contact: Contact) -> Person:
     """The core's view of a contact and its organisation."""
-    row = (
-        session.connection().execute(_ORG_BY_ID, {"id": contact.organisation_id}).first()
-        if contact.organisation_id
-        else None
-    )
+    org: OrgRef | None = None
+    if contact.organisation_id:
+        orgs: dict[int, OrgRef] = session.info.setdefault(_ORGS, {})
+        org = orgs.get(contact.organisation_id)
+        if org is None:
+            row = session.connection().execute(_ORG_BY_ID, {"id": contact.organisation_id}).first()
+            if row is not None:
+                org = orgs[contact.organisation_id] = OrgRef(contact.organisation_id, row[0], row[1])
     return Person(
         email=contact.email,
         name=contact.name,
-        organisation=row[0] if row else None,
-        status=NetworkStatus(row[1]) if row else None,
+        organisation=org.name if org else None,
+        status=NetworkStatus(org.status) if org else None,
     )
 
 
@@ -203,19 +253,25 @@ _ORG_MEMBERSHIP = (
 )
 
 
-_OPEN_GROUPS = select(Group.slug, Group.name, Group.aliases, Group.associated).where(Group.status != "closed")
+_OPEN_GROUPS = select(Group.id, Group.slug, Group.name, Group.aliases, Group.associated).where(
+    Group.status != "closed"
+)
 
 
 _GROUP_REFS = "mailflow.group_refs"
+_GROUP_IDS = "mailflow.group_ids"  # slug -> id of the open groups
+_GROUPS = "mailflow.groups"  # id -> Group the transaction loaded (the session's identity map holds it weakly)
 
 
 def group_refs(session: Session) -> list[GroupRef]:
     """Every group the classifier may match; read once per transaction (a batch of messages shares it)."""
     cached: list[GroupRef] | None = session.info.get(_GROUP_REFS)
     if cached is None:
+        rows = session.connection().execute(_OPEN_GROUPS).all()
+        session.info[_GROUP_IDS] = {slug: group_id for group_id, slug, *_ in rows}
         cached = session.info[_GROUP_REFS] = [
             GroupRef(slug=slug, name=name, aliases=tuple(aliases or ()), associated=associated)
-            for slug, name, aliases, associated in session.connection().execute(_OPEN_GROUPS)
+            for _id, slug, name, aliases, associated in rows
         ]
     return cached
 
@@ -223,6 +279,7 @@ def group_refs(session: Session) -> list[GroupRef]:
 def forget_groups(session: Session) -> None:
     """Drop the transaction's copy of the groups: call it after creating, renaming or closing one."""
     session.info.pop(_GROUP_REFS, None)
+    session.info.pop(_GROUP_IDS, None)
 
 
 def facilitator_email(session: Session, group: Group) -> str | None:
@@ -233,8 +290,15 @@ def facilitator_email(session: Session, group: Group) -> str | None:
 
 
 def group_by_slug(session: Session, slug: str) -> Group | None:
-    """The group with this slug."""
-    return session.scalar(_GROUP_BY_SLUG, {"slug": slug})
+    """The group with this slug (from the session's own objects when the transaction has read it)."""
+    known: dict[str, int] = session.info.get(_GROUP_IDS, {})
+    if slug not in known:
+        return session.scalar(_GROUP_BY_SLUG, {"slug": slug})
+    loaded: dict[int, Group] = session.info.setdefault(_GROUPS, {})
+    group = loaded.get(known[slug]) or session.get(Group, known[slug])
+    if group is not None:
+        loaded[group.id] = group
+    return group
 
 
 def participant_count(session: Session, group_id: int) -> int:
@@ -267,10 +331,19 @@ def active_membership(session: Session, group_id: int, contact_id: int) -> Membe
     return None if found is None else session.get(Membership, found)
 
 
-def is_active_member(session: Session, group_id: int, contact_id: int) -> bool:
-    """Whether the contact is an active member of the group."""
-    params = {"group": group_id, "contact": contact_id}
-    return session.connection().execute(_ACTIVE_MEMBERSHIP, params).first() is not None
+_MEMBERS_OF = select(_MEMBERSHIP.c.contact_id, _MEMBERSHIP.c.organisation_id).where(
+    _MEMBERSHIP.c.group_id == bindparam("group"),
+    _MEMBERSHIP.c.status == "active",
+    or_(_MEMBERSHIP.c.contact_id == bindparam("contact"), _MEMBERSHIP.c.organisation_id == bindparam("org")),
+)
+
+
+def membership_of(session: Session, group_id: int, contact: Contact) -> tuple[bool, bool]:
+    """Whether the contact, and whether any contact of its organisation, is an active member of the group."""
+    params = {"group": group_id, "contact": contact.id, "org": contact.organisation_id}
+    rows = session.connection().execute(_MEMBERS_OF, params).all()
+    org = contact.organisation_id
+    return any(row[0] == contact.id for row in rows), org is not None and any(row[1] == org for row in rows)
 
 
 def organisation_is_member(session: Session, group_id: int, organisation_id: int | None) -> bool:
@@ -281,52 +354,43 @@ def organisation_is_member(session: Session, group_id: int, organisation_id: int
     return session.connection().execute(_ORG_MEMBERSHIP, params).first() is not None
 
 
-def _same_request(states: Iterable[RequestState], *, by_topic: bool, recent: bool) -> Select[int, str]:
-    """The newest request of one contact, of one kind, in ``states``, for the same group (or topic)."""
+_ANSWERED_STATES = frozenset({RequestState.DECLINED_INELIGIBLE, RequestState.FORWARDED})
+
+
+def _same_requests(*, by_topic: bool) -> Select[int, str, datetime]:
+    """One contact's requests of one kind for the same group (or topic), open or answered, newest first."""
     same = (
         func.lower(_REQUEST.c.topic) == bindparam("topic")
         if by_topic
         else _REQUEST.c.group_id == bindparam("group")
     )
-    query = select(_REQUEST.c.id, _REQUEST.c.state).where(
-        _REQUEST.c.contact_id == bindparam("contact"),
-        _REQUEST.c.kind == bindparam("kind"),
-        _REQUEST.c.state.in_([state.value for state in states]),
-        same,
+    return (
+        select(_REQUEST.c.id, _REQUEST.c.state, _REQUEST.c.created_at)
+        .where(
+            _REQUEST.c.contact_id == bindparam("contact"),
+            _REQUEST.c.kind == bindparam("kind"),
+            _REQUEST.c.state.in_(sorted(state.value for state in OPEN_STATES | _ANSWERED_STATES)),
+            same,
+        )
+        .order_by(_REQUEST.c.id.desc())
     )
-    if recent:
-        query = query.where(_REQUEST.c.created_at >= bindparam("since", type_=UtcDateTime()))
-    return query.order_by(_REQUEST.c.id.desc()).limit(1)
 
 
-_ANSWERED_STATES = (RequestState.DECLINED_INELIGIBLE, RequestState.FORWARDED)
 # Keyed by "the request names a topic, not a group".
-_OPEN = {t: _same_request(OPEN_STATES, by_topic=t, recent=False) for t in (False, True)}
-_ANSWERED = {t: _same_request(_ANSWERED_STATES, by_topic=t, recent=True) for t in (False, True)}
+_SAME = {by_topic: _same_requests(by_topic=by_topic) for by_topic in (False, True)}
 
 
-def _newest_same(
-    session: Session,
-    statements: dict[bool, Select[int, str]],
-    params: dict[str, object],
-    group_id: int | None,
-    topic: str,
-) -> tuple[int, RequestState] | None:
-    by_topic = group_id is None
-    params |= {"topic": topic.lower()} if by_topic else {"group": group_id}
-    row = session.connection().execute(statements[by_topic], params).first()
-    return None if row is None else (row[0], RequestState(row[1]))
+@dataclass(frozen=True, slots=True)
+class History:
+    """What became of a contact's earlier requests of the same kind for the same group (or topic)."""
+
+    open_id: int | None
+    """The newest request still undecided, if any."""
+    answered: tuple[int, RequestState] | None
+    """The newest declined as ineligible or forwarded since the time asked about, if any."""
 
 
-def open_request(
-    session: Session, contact_id: int, kind: RequestKind, group_id: int | None, topic: str = ""
-) -> int | None:
-    """The id of an undecided request of the same kind from the same contact for the same group (or topic)."""
-    found = _newest_same(session, _OPEN, {"contact": contact_id, "kind": kind.value}, group_id, topic)
-    return None if found is None else found[0]
-
-
-def recently_answered(
+def request_history(
     session: Session,
     contact_id: int,
     kind: RequestKind,
@@ -334,10 +398,20 @@ def recently_answered(
     since: datetime,
     group_id: int | None = None,
     topic: str = "",
-) -> tuple[int, RequestState] | None:
-    """The same contact's same request, declined as ineligible or forwarded since ``since``, if any."""
-    params: dict[str, object] = {"contact": contact_id, "kind": kind.value, "since": since}
-    return _newest_same(session, _ANSWERED, params, group_id, topic)
+) -> History:
+    """The contact's open request, and its request answered since ``since``, for the group (or topic)."""
+    by_topic = group_id is None
+    params: dict[str, object] = {"contact": contact_id, "kind": kind.value}
+    params |= {"topic": topic.lower()} if by_topic else {"group": group_id}
+    open_id: int | None = None
+    answered: tuple[int, RequestState] | None = None
+    for request_id, value, created_at in session.connection().execute(_SAME[by_topic], params):
+        state = RequestState(value)
+        if open_id is None and state in OPEN_STATES:
+            open_id = request_id
+        if answered is None and state in _ANSWERED_STATES and created_at >= since:
+            answered = (request_id, state)
+    return History(open_id, answered)
 
 
 def start_term(session: Session, group_id: int, contact: Contact, now: datetime) -> None:

@@ -12,7 +12,7 @@ from mailflow.app.runtime import Runtime, default_templates
 from mailflow.core.compose import make_environment
 from mailflow.intake.base import Disposition
 from mailflow.intake.files import ingest
-from mailflow.store.schema import InboundMessage, OutboxMessage, Request
+from mailflow.store.schema import Contact, InboundMessage, OutboxMessage, Request
 from mailflow.testing import request_mail
 
 
@@ -55,6 +55,25 @@ def test_a_batch_ends_as_one_message_at_a_time_would(runtime: Runtime):
     with runtime.sessions() as session:
         states = set(session.scalars(select(Request.state)))
     assert {"pending_approval"} == states
+
+
+def test_a_new_sender_twice_in_one_batch_is_one_contact_with_one_request(runtime: Runtime):
+    """The second mail of a sender new in the batch finds the contact and the request the first one made.
+
+    A batch reads its senders' contacts before it starts; the ones it creates must be found again too.
+    """
+    first = request_mail("new@ghent.example", "JOIN circular", "Hello")
+    again = request_mail("new@ghent.example", "JOIN circular", "Hello again, did you get my mail?")
+    outcome = Pipeline(runtime).accept_many([(first, "file", ""), (again, "file", "")])
+
+    assert [Disposition.PROCESSED] * 2 == outcome
+    assert 1 == _count(runtime, Contact.id)
+    assert 1 == _count(runtime, Request.id)
+    with runtime.sessions() as session:
+        kinds = list(
+            session.scalars(select(OutboxMessage.kind).where(OutboxMessage.to_addr == "new@ghent.example"))
+        )
+    assert ["acknowledge", "refusal"] == kinds  # the refusal: "your request is already with the secretariat"
 
 
 def test_the_reply_rate_limit_holds_within_one_batch(runtime: Runtime):
