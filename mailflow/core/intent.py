@@ -16,6 +16,7 @@ text (a command's argument), in upper case in a text that is not shouted, or nex
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -248,14 +249,21 @@ def _spans(phrase: tuple[str, ...], tokens: list[tuple[str, str]], text: str) ->
     return [span for span in spans if _short_ok(span, tokens, text)]
 
 
+@functools.lru_cache(maxsize=1024)
+def _phrases(group: GroupRef) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
+    """The phrases that name ``group`` (slug, name, aliases), and its name's other single words."""
+    names = frozenset(tuple(w for w, _ in _tokens(n)) for n in (group.slug, group.name, *group.aliases))
+    words = frozenset((word,) for word, _ in _tokens(group.name) if word not in _STOPWORDS)
+    return names, words - names
+
+
 def _find(text: str, groups: Sequence[GroupRef]) -> _Found:
     tokens = _tokens(text)
     strong: dict[str, list[range]] = {}
     weak: dict[str, list[range]] = {}
     for group in groups:
-        names = {tuple(w for w, _ in _tokens(n)) for n in (group.slug, group.name, *group.aliases)}
-        words = {(word,) for word, _ in _tokens(group.name) if word not in _STOPWORDS}
-        for tier, phrases in ((strong, names), (weak, words - names)):
+        names, words = _phrases(group)
+        for tier, phrases in ((strong, names), (weak, words)):
             if spans := [s for phrase in phrases if phrase for s in _spans(phrase, tokens, text)]:
                 tier[group.slug] = spans
     chosen = strong or weak
