@@ -5,6 +5,7 @@ Every command maps a :class:`~mailflow.errors.MailflowError` to one line on stde
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -39,6 +40,10 @@ class _State:
             from mailflow.app.runtime import build_runtime  # noqa: PLC0415
 
             self._runtime = build_runtime(self.settings)
+            if _whole_process:
+                # What the command imported and built lives as long as the process: the garbage collector
+                # need not walk it again on every full collection, nor the interpreter at exit (about 0.1 s).
+                gc.freeze()
         return self._runtime
 
     def close(self) -> None:
@@ -138,10 +143,14 @@ def poll(state: _State, once: bool) -> None:
 @pass_state
 def ingest(state: _State, files: tuple[str, ...]) -> None:
     """Process raw RFC 5322 messages from files, or from stdin with '-'."""
-    from mailflow.app.process import Pipeline  # noqa: PLC0415
+    from mailflow.app.helper import start_helper  # noqa: PLC0415
+    from mailflow.app.process import BATCH_SIZE, Pipeline  # noqa: PLC0415
     from mailflow.intake.files import ingest as run  # noqa: PLC0415
 
-    result = run(list(files), Pipeline(state.runtime()))
+    runtime = state.runtime()
+    # Many files make batches: a second process reads them and renders the replies while this one decides.
+    with start_helper(runtime, wanted=len(files) > BATCH_SIZE):
+        result = run(list(files), Pipeline(runtime))
     click.echo(f"{result.processed} processed, {result.quarantined} quarantined")
     if result.unreadable:
         raise MailflowError(f"could not read: {', '.join(result.unreadable)}")
@@ -460,8 +469,18 @@ def check(state: _State) -> None:
         raise MailflowError("some checks failed")
 
 
+_whole_process = False
+"""Whether the process runs one command and ends (``mailflow …``), not commands called by a longer one."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status instead of exiting."""
+    """Run the CLI; return the exit status instead of exiting.
+
+    Called without ``argv`` (the ``mailflow`` program), the command is the process's only work; called with it
+    (tests, scripts), the caller's objects are left to the garbage collector as they were.
+    """
+    global _whole_process  # noqa: PLW0603 - set once per process, read when the runtime is built
+    _whole_process = argv is None
     try:
         cli.main(
             args=list(argv) if argv is not None else None,

@@ -17,13 +17,12 @@ from mailflow.app.digest_periods import FREQUENCIES
 from mailflow.app.events import record_event
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
-from mailflow.core.intent import match_groups
-from mailflow.core.model import Intent, ParsedMail
+from mailflow.core.intent import DIGEST_PREFIX, match_groups
+from mailflow.core.model import Intent
 from mailflow.core.plans import Mail
 from mailflow.store import repo
 from mailflow.store.schema import Contact, Group, Membership
 
-DIGEST_PREFIX = "digest"
 """The Message-ID prefix of every digest: ``digest.<random>@<our domain>``."""
 
 CHOICES = (*FREQUENCIES, "off")
@@ -59,17 +58,6 @@ def effective_choice(stored: str, email: str, default: str, explicit: set[str]) 
     if stored != "weekly" or email in explicit or default == "weekly":
         return stored
     return default
-
-
-def is_digest_reply(parsed: ParsedMail, our_domain: str) -> bool:
-    """Whether ``parsed`` answers one of our digests: its parent's Message-ID is ``digest.…@our domain``.
-
-    The parent is In-Reply-To, or the last of References when a client wrote no In-Reply-To; older
-    messages of the thread do not count, so an answer to the note about a digest is not a digest reply.
-    """
-    parents = parsed.in_reply_to or parsed.references[-1:]
-    prefix, suffix = f"{DIGEST_PREFIX}.", f"@{our_domain.lower()}"
-    return any(ref.lower().startswith(prefix) and ref.lower().endswith(suffix) for ref in parents)
 
 
 def handle_digest(work: Work, intent: Intent, contact: Contact) -> None:

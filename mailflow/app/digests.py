@@ -37,12 +37,10 @@ from mailflow.app.digest_activity import (
 )
 from mailflow.app.digest_facts import GroupNews, GroupUpdates, MeetingAnswer, Section
 from mailflow.app.digest_mail import (
-    DIGEST_PREFIX,
     digest_headers,
     effective_choice,
     handle_digest,
     handle_digest_reply,
-    is_digest_reply,
     schedule_context,
 )
 from mailflow.app.digest_periods import FREQUENCIES, Period, horizon, last_period
@@ -50,6 +48,7 @@ from mailflow.app.effects import Mailer
 from mailflow.app.jobs import Due, Job, sent_keys
 from mailflow.app.runtime import Runtime
 from mailflow.core import calendar as cal
+from mailflow.core.intent import DIGEST_PREFIX, is_digest_reply
 from mailflow.core.plans import Mail
 
 __all__ = [

@@ -15,9 +15,9 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from mailflow.app.events import Inbound, record_event
-from mailflow.app.meetings import Meetings
+from mailflow.app.helper import RenderJob, renderings
 from mailflow.app.runtime import Runtime
-from mailflow.core.compose import render, render_bodies
+from mailflow.core.compose import render_bodies
 from mailflow.core.intent import normalise
 from mailflow.core.lifecycle import OPEN_STATES
 from mailflow.core.model import ParsedMail
@@ -203,25 +203,21 @@ class Mailer:
         extra: dict[str, Any] = {}
         if mail.template in {"help", "refusal"}:
             extra["groups"] = self.groups_context()
-        rendered = render(
-            runtime.templates,
+        job = RenderJob(
             mail,
-            identity=runtime.identity,
-            message_id=runtime.new_message_id(mail.id_prefix),
-            date=now,
-            token=token,
-            in_reply_to=in_reply_to,
-            references=references,
-            extra=extra,
-            bodies=bodies,
+            runtime.identity,
+            runtime.new_message_id(mail.id_prefix),
+            now,
+            token,
+            in_reply_to,
+            references,
+            extra,
+            bodies,
         )
-        row = {
+        row: dict[str, Any] = {
             "kind": mail.template,
             "to_addr": to,
-            "sender": rendered.sender,
-            "subject": rendered.subject,
-            "message_id": rendered.message_id,
-            "raw": rendered.raw,
+            "message_id": job.message_id,
             "state": "pending",
             "attempts": 0,
             "next_attempt_at": now,
@@ -231,8 +227,14 @@ class Mailer:
             "created_at": now,
             "sent_at": None,
         }
+        helping = renderings(session)
+        if helping is None:
+            rendered = job.render(runtime.templates)
+            row.update(sender=rendered.sender, subject=rendered.subject, raw=rendered.raw)
+        else:  # the helper process renders it; the row is completed before it is written
+            helping.add(job, row)
         write(session, _INSERT_OUTBOX, row)
-        return rendered.message_id
+        return job.message_id
 
 
 def slug_for(session: Session, topic: str) -> str:
@@ -269,6 +271,9 @@ def apply_plan(
         group = _create_group(session, request, now)
     if group is not None:
         _change_membership(session, plan, group, contact, now)
+        if plan.add_member or plan.end_membership:
+            # Loaded when a membership changes: a process that only takes requests never needs meetings.
+            from mailflow.app.meetings import Meetings  # noqa: PLC0415
         if plan.add_member:
             Meetings(session, mailer.runtime, now, mailer).member_joined(group, contact)
         if plan.end_membership:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from mailflow.app.digests import handle_digest
 from mailflow.app.effects import apply_plan
 from mailflow.app.events import record_event
-from mailflow.app.meeting_mail import handle_meeting
-from mailflow.app.updates import handle_update
 from mailflow.app.work import Work
 from mailflow.core.intent import match_groups
 from mailflow.core.lifecycle import RequestKind, RequestState
@@ -249,6 +247,22 @@ def handle_ignored(work: Work, intent: Intent, contact: Contact) -> None:
 
 Handler = Callable[[Work, Intent, Contact], None]
 
+
+def later(module: str, name: str) -> Handler:
+    """The handler ``name`` of ``module``, imported when first called.
+
+    Meetings, updates and digests (and iCalendar with them) stay out of the start-up of a process that only
+    ever sees requests: ``mailflow ingest`` of a mail from an MTA pipe starts once per message.
+    """
+
+    def handle(work: Work, intent: Intent, contact: Contact) -> None:
+        handler: Handler = getattr(importlib.import_module(module), name)
+        handler(work, intent, contact)
+
+    handle.__name__ = handle.__qualname__ = name
+    return handle
+
+
 HANDLERS: dict[IntentKind, Handler] = {
     IntentKind.JOIN: handle_join,
     IntentKind.START: handle_start,
@@ -257,8 +271,8 @@ HANDLERS: dict[IntentKind, Handler] = {
     IntentKind.HELP: handle_help,
     IntentKind.AUTOMATED: handle_ignored,
     IntentKind.CALENDAR_REPLY: handle_ignored,
-    IntentKind.MEETING: handle_meeting,
-    IntentKind.UPDATE: handle_update,
-    IntentKind.DIGEST: handle_digest,
+    IntentKind.MEETING: later("mailflow.app.meeting_mail", "handle_meeting"),
+    IntentKind.UPDATE: later("mailflow.app.updates", "handle_update"),
+    IntentKind.DIGEST: later("mailflow.app.digest_mail", "handle_digest"),
 }
 """The handler for each intent of a message that carries no reply token; anything else gets help."""

@@ -11,7 +11,8 @@ import hashlib
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,18 +20,16 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from mailflow.app.digests import handle_digest_reply, is_digest_reply
 from mailflow.app.effects import Mailer, prefetch_recipients
 from mailflow.app.events import Inbound, record_event
-from mailflow.app.handlers import HANDLERS, handle_help
+from mailflow.app.handlers import HANDLERS, handle_help, later
+from mailflow.app.helper import Limits, Renderings, read_message
 from mailflow.app.replies import handle_token_reply
-from mailflow.app.rsvp import record_rsvps
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
-from mailflow.core.intent import classify
+from mailflow.core.intent import classify, is_digest_reply
 from mailflow.core.loops import loop_kind
 from mailflow.core.model import GroupRef, IntentKind, LoopKind, ParsedMail
-from mailflow.core.parse import parse_message, precheck
 from mailflow.core.tokens import find_tokens
 from mailflow.errors import StoreUnavailableError
 from mailflow.intake.base import Cursor, Disposition
@@ -41,6 +40,7 @@ from mailflow.store.writes import at_end, write
 log = logging.getLogger("mailflow.process")
 
 _CONFLICT_ATTEMPTS = 3
+_DIGEST_REPLY = later("mailflow.app.digest_mail", "handle_digest_reply")
 _DIGEST_REPLY_KINDS = frozenset({IntentKind.UNKNOWN, IntentKind.HELP, IntentKind.LEAVE})
 _STATUS_DISPOSITION = {
     "processed": Disposition.PROCESSED,
@@ -248,26 +248,48 @@ def _process_once(runtime: Runtime, inbound_id: int, raw: bytes | None) -> Dispo
     return _process_together(runtime, [(inbound_id, raw)])[0]
 
 
+_HELPER_PART = 20
+"""Messages the helper reads at a time: the main process starts on the first part while it reads the rest."""
+
+
+def _reading(runtime: Runtime, claimed: dict[int, Inbound]) -> Iterator[dict[int, ParsedMail | str]]:
+    """What the claimed messages say, a part at a time: all in-process, or read ahead by the helper."""
+    limits = runtime.settings.limits
+    caps = Limits(limits.max_message_bytes, limits.max_mime_parts, limits.max_mime_depth)
+    helper = runtime.helper
+    if helper is None or len(claimed) == 1:
+        yield {inbound_id: read_message(inbound.raw, caps) for inbound_id, inbound in claimed.items()}
+        return
+    ids = list(claimed)
+    parts = [ids[start : start + _HELPER_PART] for start in range(0, len(ids), _HELPER_PART)]
+    futures = [helper.read([claimed[i].raw for i in part], caps) for part in parts]
+    for part, future in zip(parts, futures, strict=True):
+        yield dict(zip(part, future.result(), strict=True))
+
+
 def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]) -> list[Disposition]:
     """Claim and process ``messages`` in one transaction whose rows are written at its end."""
-    with runtime.sessions.begin() as session, at_end(session):
+    with runtime.sessions.begin() as session, at_end(session) as writes:
         claimed = _claim(session, messages)
-        read = {inbound_id: _read(runtime, inbound.raw) for inbound_id, inbound in claimed.items()}
-        senders = [parsed.from_addr for parsed in read.values() if isinstance(parsed, ParsedMail)]
-        # What every message of the batch will look up about its sender, read for all of them at once.
-        repo.prefetch_senders(session, (sender for sender in senders if "@" in sender))
-        prefetch_recipients(session, runtime.clock(), senders)
-        outcome = []
+        helping = Renderings(runtime.helper, session, writes) if runtime.helper and len(claimed) > 1 else None
+        done: dict[int, Disposition] = {}
+        for read in _reading(runtime, claimed):
+            senders = [parsed.from_addr for parsed in read.values() if isinstance(parsed, ParsedMail)]
+            # What every message will look up about its sender, read for all of them at once.
+            repo.prefetch_senders(session, (sender for sender in senders if "@" in sender))
+            prefetch_recipients(session, runtime.clock(), senders)
+            for inbound_id, what in read.items():
+                inbound = claimed[inbound_id]
+                parsed = _process(session, runtime, inbound, what)
+                _write_back(session, inbound, parsed, runtime.clock())
+                done[inbound_id] = _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
+                if helping is not None:
+                    helping.send()
         for inbound_id, _raw in messages:
-            inbound = claimed.get(inbound_id)
-            if inbound is None:
+            if inbound_id not in done:  # another worker has it, or it was done before
                 status = session.scalar(select(InboundMessage.status).where(InboundMessage.id == inbound_id))
-                outcome.append(_STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED))
-                continue
-            parsed = _process(session, runtime, inbound, read[inbound_id])
-            _write_back(session, inbound, parsed, runtime.clock())
-            outcome.append(_STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED))
-        return outcome
+                done[inbound_id] = _STATUS_DISPOSITION.get(status or "processed", Disposition.PROCESSED)
+        return [done[inbound_id] for inbound_id, _raw in messages]
 
 
 def process_batch(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]) -> list[Disposition]:
@@ -286,6 +308,9 @@ def process_batch(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]
         return _process_together(runtime, messages)
     except OperationalError as exc:
         raise StoreUnavailableError(f"processing a batch: {exc.__class__.__name__}") from exc
+    except BrokenExecutor:
+        log.warning("the helper process stopped; going on without it", exc_info=True)
+        runtime.helper = None
     except Exception:  # one message's failure must not decide the others': retry them one by one
         log.debug("batch of %d fell back to one message at a time", len(messages), exc_info=True)
     return [process_one(runtime, inbound_id, raw) for inbound_id, raw in messages]
@@ -340,20 +365,6 @@ def _subject_to_read(parsed: ParsedMail, our_domain: str, groups: list[GroupRef]
     return parsed.subject if classify(parsed.subject, "", groups, has_token=False).exact else ""
 
 
-def _read(runtime: Runtime, raw: bytes) -> ParsedMail | str:
-    """What a message says, or why it is not read at all (too big, not a message)."""
-    limits = runtime.settings.limits
-    problem = precheck(raw, limits.max_message_bytes)
-    if problem:
-        return problem
-    return parse_message(
-        raw,
-        max_bytes=limits.max_message_bytes,
-        max_parts=limits.max_mime_parts,
-        max_depth=limits.max_mime_depth,
-    )
-
-
 def _process(
     session: Session, runtime: Runtime, inbound: Inbound, parsed: ParsedMail | str
 ) -> ParsedMail | None:
@@ -368,6 +379,8 @@ def _process(
     if kind is LoopKind.CALENDAR_REPLY and parsed.calendar and parsed.from_addr:
         # An iMIP REPLY: the attendee's answer is recorded; it is never answered with mail.
         inbound.reason = kind.value
+        from mailflow.app.rsvp import record_rsvps  # noqa: PLC0415 - meetings load when a meeting needs them
+
         record_rsvps(session, now, parsed.calendar, parsed.from_addr)
         return parsed
     if kind is not None:
@@ -400,7 +413,7 @@ def _process(
     ):
         # A reply to a digest ("thanks!", "unsubscribe me") is answered with how to reach the group; it
         # never leaves a group by accident. A request in it (to join another group, say) is still a request.
-        handler = handle_digest_reply
+        handler = _DIGEST_REPLY
     handler(work, intent, contact)
     return parsed
 

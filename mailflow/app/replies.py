@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Mailer, apply_plan
 from mailflow.app.events import Inbound, record_event
-from mailflow.app.lifecycle import answer_group_end
 from mailflow.app.work import Work
 from mailflow.core.authres import passes_dmarc
 from mailflow.core.lifecycle import NotAllowedError, RequestKind, RequestState
@@ -89,6 +88,8 @@ def handle_token_reply(work: Work, intent: Intent, contact: Contact) -> None:
         _refuse_token(work, sender, best[0], best[1].request_id if best[1] else None)
         return
     if chosen.request_id is None:
+        from mailflow.app.lifecycle import answer_group_end  # noqa: PLC0415 - rare; it loads meetings
+
         answer_group_end(work, contact, chosen)
         return
     # Lock the request row: two approvers answering at once on PostgreSQL must not both decide.

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 from sqlalchemy import Engine
@@ -15,6 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailflow.config import Settings
 from mailflow.core.compose import Identity, make_environment
 from mailflow.store.db import make_engine, make_sessionmaker
+
+if TYPE_CHECKING:
+    from mailflow.app.helper import Helper
 
 
 def _utcnow() -> datetime:
@@ -46,6 +50,8 @@ class Runtime:
     templates: jinja2.Environment
     clock: Callable[[], datetime] = _utcnow
     entropy: Callable[[int], bytes] = field(default=secrets.token_bytes)
+    helper: Helper | None = None
+    """A helper process for batches' pure work (:mod:`mailflow.app.helper`), when one was started."""
 
     @property
     def identity(self) -> Identity:

@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
-from mailflow.core.model import Decision, GroupDecision, Intent, IntentKind, Verdict
+from mailflow.core.model import Decision, GroupDecision, Intent, IntentKind, ParsedMail, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -540,3 +540,18 @@ def classify(subject: str, text: str, groups: Sequence[GroupRef], *, has_token: 
         first, _, rest = body.partition("\n")
         command = _command(first, rest.strip(), groups)
     return command or _free_text(clean, body, groups)
+
+
+DIGEST_PREFIX: Final = "digest"
+"""The local part's prefix of our digests' Message-IDs (``digest.…@our domain``): a reply names one."""
+
+
+def is_digest_reply(parsed: ParsedMail, our_domain: str) -> bool:
+    """Whether ``parsed`` answers one of our digests: its parent's Message-ID is ``digest.…@our domain``.
+
+    The parent is In-Reply-To, or the last of References when a client wrote no In-Reply-To; older
+    messages of the thread do not count, so an answer to the note about a digest is not a digest reply.
+    """
+    parents = parsed.in_reply_to or parsed.references[-1:]
+    prefix, suffix = f"{DIGEST_PREFIX}.", f"@{our_domain.lower()}"
+    return any(ref.lower().startswith(prefix) and ref.lower().endswith(suffix) for ref in parents)

@@ -12,7 +12,7 @@ during processing (the reply rate limit), and it counts the waiting rows too (:m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,11 @@ class Writes:
     def __init__(self) -> None:
         """Start with nothing kept."""
         self._rows: dict[Executable, list[Mapping[str, Any]]] = {}
+        self._before: list[Callable[[], None]] = []
+
+    def before_flush(self, complete: Callable[[], None]) -> None:
+        """Call ``complete`` when :meth:`flush` begins: rows kept incomplete are filled in then."""
+        self._before.append(complete)
 
     def add(self, statement: Executable, row: Mapping[str, Any]) -> None:
         """Keep ``row`` for ``statement`` (every row of one statement has the same keys)."""
@@ -39,6 +44,8 @@ class Writes:
 
     def flush(self, session: Session) -> None:
         """Execute every kept row, one ``executemany`` per statement, in the order of first use."""
+        for complete in self._before:
+            complete()
         connection = session.connection()
         for statement, rows in self._rows.items():
             connection.execute(statement, list(rows))

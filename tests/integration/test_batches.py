@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
+from mailflow.app.helper import start_helper
 from mailflow.app.process import Pipeline, process_batch, store_many
 from mailflow.app.runtime import Runtime, default_templates
 from mailflow.core.compose import make_environment
@@ -93,8 +95,12 @@ def test_the_reply_rate_limit_holds_within_one_batch(runtime: Runtime):
         assert ["help"] * limit == list(replies)
 
 
-def test_a_failing_message_quarantines_only_itself(runtime: Runtime, tmp_path: Path):
-    """When one message of a batch fails, the batch is retried one by one and only that one is quarantined."""
+@pytest.mark.parametrize("helped", [False, True], ids=["in-process", "helper"])
+def test_a_failing_message_quarantines_only_itself(runtime: Runtime, tmp_path: Path, helped: bool):
+    """When one message of a batch fails, the batch is retried one by one and only that one is quarantined.
+
+    With the helper process, the failure happens there (rendering), and reaches the batch the same way.
+    """
     folder = tmp_path / "templates"
     shutil.copytree(default_templates(), folder)
     (folder / "help.txt.j2").unlink()  # a deployment's broken override: help replies cannot be rendered
@@ -103,7 +109,8 @@ def test_a_failing_message_quarantines_only_itself(runtime: Runtime, tmp_path: P
     bad = request_mail("bo@ghent.example", "HELP", "What can I do here?")
     stored = store_many(runtime, [(good[0], "file", ""), (bad, "file", ""), (good[1], "file", "")])
 
-    outcome = process_batch(runtime, [(item.inbound_id, None) for item in stored])
+    with start_helper(runtime, wanted=helped):
+        outcome = process_batch(runtime, [(item.inbound_id, None) for item in stored])
 
     assert [Disposition.PROCESSED, Disposition.QUARANTINED, Disposition.PROCESSED] == outcome
     assert [

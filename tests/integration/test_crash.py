@@ -47,6 +47,14 @@ def _kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool], time
     process.wait(timeout=30)
 
 
+def _children(pid: int) -> list[int]:
+    """The process's children, from /proc (none once it is gone)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _json(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
     capsys.readouterr()
     assert 0 == main(["--config", str(config), *args, "--json"])
@@ -74,13 +82,19 @@ def prepared(tmp_path: Path, database_url: str) -> tuple[Path, list[Path]]:
 def test_ingest_killed_midway_then_rerun_processes_each_message_once(
     prepared: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str]
 ):
-    """SIGKILL during ingest, then the same files again: one request and one acknowledgement per sender."""
+    """SIGKILL during ingest, then the same files again: one request and one acknowledgement per sender.
+
+    Ingest of this many files has a helper process; it ends with the killed one (an orphan would hold the
+    killed process's database connection, and on PostgreSQL its transaction's locks, open).
+    """
     config, files = prepared
     runtime = build_runtime(load_settings(config))
+    helpers: list[int] = []
 
     def a_third_processed() -> bool:
         with runtime.sessions() as session:
             done = session.scalar(select(func.count(Request.id)))
+        helpers[:] = _children(process.pid)
         return (done or 0) >= COUNT // 3
 
     process = _mailflow(config, "ingest", *map(str, files))
@@ -89,6 +103,11 @@ def test_ingest_killed_midway_then_rerun_processes_each_message_once(
     finally:
         runtime.engine.dispose()
     assert -signal.SIGKILL == process.returncode, "ingest finished before it could be killed; raise COUNT"
+    assert 1 == len(helpers), "ingest of many files on two cores starts one helper process"
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{helpers[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{helpers[0]}").exists(), "the helper outlived the killed ingest"
 
     assert 0 == main(["--config", str(config), "ingest", *map(str, files)])
     requests = _json(config, capsys, "requests")
