@@ -31,31 +31,11 @@ from sqlalchemy.orm import Session
 
 from mailflow.app.runtime import Runtime
 from mailflow.core.compose import Identity, Rendered, render
-from mailflow.core.model import ParsedMail
-from mailflow.core.parse import parse_message, precheck
 from mailflow.core.plans import Mail
+from mailflow.core.reading import Reading, View, understand
 from mailflow.store.writes import Writes
 
 _templates: jinja2.Environment | None = None  # the helper process's own environment, made when it starts
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The caps of :func:`~mailflow.core.parse.parse_message`, from ``[limits]``."""
-
-    max_bytes: int
-    max_parts: int
-    max_depth: int
-
-
-def read_message(raw: bytes, limits: Limits) -> ParsedMail | str:
-    """What a message says, or why it is not read at all (too big, not a message)."""
-    problem = precheck(raw, limits.max_bytes)
-    if problem:
-        return problem
-    return parse_message(
-        raw, max_bytes=limits.max_bytes, max_parts=limits.max_parts, max_depth=limits.max_depth
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +92,8 @@ def _ready() -> bool:
     return _templates is not None
 
 
-def _read_all(raws: Sequence[bytes], limits: Limits) -> list[ParsedMail | str]:
-    return [read_message(raw, limits) for raw in raws]
+def _read_all(raws: Sequence[bytes], view: View) -> list[Reading]:
+    return [understand(raw, view) for raw in raws]
 
 
 def _render_all(jobs: Sequence[RenderJob]) -> list[Rendered]:
@@ -181,9 +161,9 @@ class Helper:
         # Fork now, while this process may still have no database connection for the helper to inherit.
         self._pool.submit(_ready).result()
 
-    def read(self, raws: Sequence[bytes], limits: Limits) -> Future[list[ParsedMail | str]]:
-        """Read ``raws`` in the helper: one :func:`read_message` result each, in order."""
-        return self._pool.submit(_read_all, list(raws), limits)
+    def read(self, raws: Sequence[bytes], view: View) -> Future[list[Reading]]:
+        """Read ``raws`` in the helper: one :func:`~mailflow.core.reading.understand` each, in order."""
+        return self._pool.submit(_read_all, list(raws), view)
 
     def render(self, jobs: Sequence[RenderJob]) -> Future[list[Rendered]]:
         """Render ``jobs`` in the helper: one :class:`Rendered` each, in order."""

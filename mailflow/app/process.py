@@ -23,14 +23,13 @@ from sqlalchemy.orm import Session
 from mailflow.app.effects import Mailer, prefetch_recipients
 from mailflow.app.events import Inbound, record_event
 from mailflow.app.handlers import HANDLERS, handle_help, later
-from mailflow.app.helper import Limits, Renderings, read_message
+from mailflow.app.helper import Renderings
 from mailflow.app.replies import handle_token_reply
 from mailflow.app.runtime import Runtime
 from mailflow.app.work import Work
-from mailflow.core.intent import classify, is_digest_reply
-from mailflow.core.loops import loop_kind
+from mailflow.core.intent import is_digest_reply
 from mailflow.core.model import GroupRef, IntentKind, LoopKind, ParsedMail
-from mailflow.core.tokens import find_tokens
+from mailflow.core.reading import Reading, View, intent_of, understand
 from mailflow.errors import StoreUnavailableError
 from mailflow.intake.base import Cursor, Disposition
 from mailflow.store import repo
@@ -248,21 +247,34 @@ def _process_once(runtime: Runtime, inbound_id: int, raw: bytes | None) -> Dispo
     return _process_together(runtime, [(inbound_id, raw)])[0]
 
 
-_HELPER_PART = 20
-"""Messages the helper reads at a time: the main process starts on the first part while it reads the rest."""
+_HELPER_PARTS = (4, 24)
+"""Messages the helper reads at a time: a few first, for the main process to start on while it reads on."""
 
 
-def _reading(runtime: Runtime, claimed: dict[int, Inbound]) -> Iterator[dict[int, ParsedMail | str]]:
+def _view(runtime: Runtime, groups: list[GroupRef]) -> View:
+    settings = runtime.settings
+    limits = settings.limits
+    return View(
+        settings.network.address,
+        settings.network.domain,
+        limits.max_message_bytes,
+        limits.max_mime_parts,
+        limits.max_mime_depth,
+        tuple(groups),
+    )
+
+
+def _reading(runtime: Runtime, claimed: dict[int, Inbound], view: View) -> Iterator[dict[int, Reading]]:
     """What the claimed messages say, a part at a time: all in-process, or read ahead by the helper."""
-    limits = runtime.settings.limits
-    caps = Limits(limits.max_message_bytes, limits.max_mime_parts, limits.max_mime_depth)
     helper = runtime.helper
     if helper is None or len(claimed) == 1:
-        yield {inbound_id: read_message(inbound.raw, caps) for inbound_id, inbound in claimed.items()}
+        yield {inbound_id: understand(inbound.raw, view) for inbound_id, inbound in claimed.items()}
         return
-    ids = list(claimed)
-    parts = [ids[start : start + _HELPER_PART] for start in range(0, len(ids), _HELPER_PART)]
-    futures = [helper.read([claimed[i].raw for i in part], caps) for part in parts]
+    ids, parts, first, size = list(claimed), [], 0, _HELPER_PARTS[0]
+    while first < len(ids):
+        parts.append(ids[first : first + size])
+        first, size = first + size, _HELPER_PARTS[1]
+    futures = [helper.read([claimed[i].raw for i in part], view) for part in parts]
     for part, future in zip(parts, futures, strict=True):
         yield dict(zip(part, future.result(), strict=True))
 
@@ -273,14 +285,15 @@ def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | No
         claimed = _claim(session, messages)
         helping = Renderings(runtime.helper, session, writes) if runtime.helper and len(claimed) > 1 else None
         done: dict[int, Disposition] = {}
-        for read in _reading(runtime, claimed):
-            senders = [parsed.from_addr for parsed in read.values() if isinstance(parsed, ParsedMail)]
+        groups = repo.group_refs(session)
+        for read in _reading(runtime, claimed, _view(runtime, groups)):
+            senders = [reading.parsed.from_addr for reading in read.values() if reading.parsed is not None]
             # What every message will look up about its sender, read for all of them at once.
             repo.prefetch_senders(session, (sender for sender in senders if "@" in sender))
             prefetch_recipients(session, runtime.clock(), senders)
-            for inbound_id, what in read.items():
+            for inbound_id, reading in read.items():
                 inbound = claimed[inbound_id]
-                parsed = _process(session, runtime, inbound, what)
+                parsed = _process(session, runtime, inbound, reading, groups)
                 _write_back(session, inbound, parsed, runtime.clock())
                 done[inbound_id] = _STATUS_DISPOSITION.get(inbound.status, Disposition.PROCESSED)
                 if helping is not None:
@@ -353,29 +366,20 @@ def _write_back(session: Session, inbound: Inbound, parsed: ParsedMail | None, n
     write(session, _WRITE_BACK, values)
 
 
-def _subject_to_read(parsed: ParsedMail, our_domain: str, groups: list[GroupRef]) -> str:
-    """The subject to classify: the subject itself, unless the mail replies to one of ours.
-
-    A reply to our mail echoes our words ("Re: Welcome to ... group"), so there only an exact command the
-    sender typed into the subject counts, and otherwise the body speaks.
-    """
-    ours = "@" + our_domain.lower()
-    if not any(ref.lower().endswith(ours) for ref in (*parsed.in_reply_to, *parsed.references)):
-        return parsed.subject
-    return parsed.subject if classify(parsed.subject, "", groups, has_token=False).exact else ""
-
-
 def _process(
-    session: Session, runtime: Runtime, inbound: Inbound, parsed: ParsedMail | str
+    session: Session, runtime: Runtime, inbound: Inbound, reading: Reading, read_with: list[GroupRef]
 ) -> ParsedMail | None:
-    """Decide what one claimed message means and carry it out; return what was read of it."""
+    """Decide what one claimed message means and carry it out; return what was read of it.
+
+    ``reading`` is what :func:`~mailflow.core.reading.understand` made of it with the groups ``read_with``;
+    when the transaction has changed the groups since (a group it created), the intent is read again.
+    """
     settings = runtime.settings
     now = runtime.clock()
-    if isinstance(parsed, str):
-        inbound.status, inbound.reason = "quarantined", parsed
+    parsed, kind = reading.parsed, reading.loop
+    if parsed is None:
+        inbound.status, inbound.reason = "quarantined", reading.problem
         return None
-    own = frozenset({settings.network.address})
-    kind = loop_kind(parsed, own)
     if kind is LoopKind.CALENDAR_REPLY and parsed.calendar and parsed.from_addr:
         # An iMIP REPLY: the attendee's answer is recorded; it is never answered with mail.
         inbound.reason = kind.value
@@ -390,10 +394,10 @@ def _process(
     if not parsed.from_addr or "@" not in parsed.from_addr:
         inbound.status, inbound.reason = "quarantined", "no sender address could be read"
         return parsed
-    tokens = find_tokens(settings.network.address, parsed.recipients, parsed.subject)
+    tokens, intent = reading.tokens, reading.intent
     groups = repo.group_refs(session)
-    subject = _subject_to_read(parsed, settings.network.domain, groups)
-    intent = classify(subject, parsed.text, groups, has_token=bool(tokens))
+    if intent is None or groups is not read_with:
+        intent = intent_of(parsed, settings.network.domain, groups, tokens)
     inbound.reason = intent.kind.value
     contact = repo.contact_for(session, parsed.from_addr, parsed.from_name, now)
     work = Work(

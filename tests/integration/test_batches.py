@@ -15,7 +15,7 @@ from mailflow.core.compose import make_environment
 from mailflow.intake.base import Disposition
 from mailflow.intake.files import ingest
 from mailflow.store.schema import Contact, InboundMessage, OutboxMessage, Request
-from mailflow.testing import request_mail
+from mailflow.testing import APPROVER, gmail_reply, request_mail
 
 
 def _count(runtime: Runtime, column: object) -> int:
@@ -76,6 +76,34 @@ def test_a_new_sender_twice_in_one_batch_is_one_contact_with_one_request(runtime
             session.scalars(select(OutboxMessage.kind).where(OutboxMessage.to_addr == "new@ghent.example"))
         )
     assert ["acknowledge", "refusal"] == kinds  # the refusal: "your request is already with the secretariat"
+
+
+@pytest.mark.parametrize("helped", [False, True], ids=["in-process", "helper"])
+def test_a_group_the_batch_creates_is_found_by_a_later_message_of_it(runtime: Runtime, helped: bool):
+    """An approved START early in a batch makes a group; a JOIN later in the batch names it and finds it.
+
+    The batch reads its messages (in the helper, or ahead in-process) against the groups it began with; a
+    message read before the group existed is read again against the new list.
+    """
+    start = request_mail("anna@ghent.example", "START Green roofs", "Aim: share tenders for green roofs.")
+    Pipeline(runtime).accept(start, "file", "")
+    with runtime.sessions() as session:
+        approval = session.scalars(
+            select(OutboxMessage.raw).where(
+                OutboxMessage.kind == "approval_request", OutboxMessage.to_addr == APPROVER
+            )
+        ).one()
+    batch = [
+        gmail_reply(approval, APPROVER, "APPROVE"),
+        request_mail("bo@malmo.example", "JOIN Green roofs", "Malmo would like to take part."),
+    ]
+    with start_helper(runtime, wanted=helped):
+        outcome = Pipeline(runtime).accept_many([(raw, "file", "") for raw in batch])
+
+    assert [Disposition.PROCESSED] * 2 == outcome
+    with runtime.sessions() as session:
+        requests = session.execute(select(Request.kind, Request.state).order_by(Request.id)).all()
+    assert [("start", "approved"), ("join", "pending_approval")] == [tuple(r) for r in requests]
 
 
 def test_the_reply_rate_limit_holds_within_one_batch(runtime: Runtime):

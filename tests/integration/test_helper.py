@@ -9,16 +9,28 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from mailflow.app.helper import Helper, Limits, RenderJob, read_message, start_helper
+from mailflow.app.helper import Helper, RenderJob, start_helper
 from mailflow.app.process import Pipeline
 from mailflow.app.runtime import Runtime, default_templates
 from mailflow.core.compose import Identity, make_environment
+from mailflow.core.model import GroupRef
 from mailflow.core.plans import Mail, TokenSpec
+from mailflow.core.reading import View, understand
 from mailflow.intake.base import Disposition
 from mailflow.store.schema import OutboxMessage, Request
 from mailflow.testing import gmail_reply, request_mail
 
-LIMITS = Limits(max_bytes=1_000_000, max_parts=50, max_depth=5)
+VIEW = View(
+    "ig@network.example",
+    "network.example",
+    max_bytes=1_000_000,
+    max_parts=50,
+    max_depth=5,
+    groups=(
+        GroupRef("circular", "Circular Public Procurement", ("cpp",)),
+        GroupRef("food", "Sustainable Food"),
+    ),
+)
 
 
 def _count(runtime: Runtime, column: object) -> int:
@@ -52,12 +64,14 @@ def test_the_helper_reads_and_renders_what_this_process_would():
     )
     helper = Helper(templates)
     try:
-        read = helper.read(raws, LIMITS).result(timeout=30)
+        read = helper.read(raws, VIEW).result(timeout=30)
         rendered = helper.render([job, job]).result(timeout=30)
     finally:
         helper.close()
 
-    assert [read_message(raw, LIMITS) for raw in raws] == read
+    assert [understand(raw, VIEW) for raw in raws] == read
+    # A reply with no token is nothing the service asked for; a non-message is not read at all.
+    assert ["join", "unknown", "join", None] == [r.intent.kind.value if r.intent else None for r in read]
     assert [job.render(templates)] * 2 == rendered
 
 
