@@ -83,11 +83,11 @@ def handle_join(work: Work, intent: Intent, contact: Contact) -> None:
         session, contact.id, RequestKind.JOIN, since=work.now - REPEAT_WINDOW, group_id=group.id
     )
     request = _new_request(work, RequestKind.JOIN, contact, group_id=group.id)
-    already_member, organisation_member = repo.membership_of(session, group.id, contact)
+    group_facts, already_member, organisation_member = repo.member_facts(session, group, contact)
     facts = JoinFacts(
         request_id=request.id,
         person=repo.person_for(session, contact),
-        group=repo.group_facts(session, group),
+        group=group_facts,
         text=work.parsed.text,
         approvers=work.runtime.settings.secretariat.approvers,
         secretariat=work.runtime.secretariat_address,

@@ -288,9 +288,12 @@ def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | No
         groups = repo.group_refs(session)
         for read in _reading(runtime, claimed, _view(runtime, groups)):
             senders = [reading.parsed.from_addr for reading in read.values() if reading.parsed is not None]
-            # What every message will look up about its sender, read for all of them at once.
+            # What every message will look up about its sender, read for all of them at once, and the
+            # contacts of the people among them who are new, created in one statement.
             repo.prefetch_senders(session, (sender for sender in senders if "@" in sender))
             prefetch_recipients(session, runtime.clock(), senders)
+            people = {r.parsed.from_addr: r.parsed.from_name for r in read.values() if r.parsed and r.intent}
+            repo.add_contacts(session, people, runtime.clock())
             for inbound_id, reading in read.items():
                 inbound = claimed[inbound_id]
                 parsed = _process(session, runtime, inbound, reading, groups)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Select, bindparam, func, insert, inspect, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mailflow.core.lifecycle import OPEN_STATES, RequestKind, RequestState
@@ -49,6 +49,19 @@ def insert_now(session: Session, row: _Row) -> _Row:
     message inserts its sender and its request. Columns left unset get their declared default (or NULL),
     as a flush would give them.
     """
+    values = _values(row)
+    if isinstance(row, Request):
+        row.id = session.connection().execute(_INSERT_REQUEST, values).scalar_one()
+        session.info.get(_FRESH, set()).discard(row.contact_id)
+    else:
+        row.id = session.connection().execute(_INSERT_CONTACT, values).scalar_one()
+        session.info.setdefault(_FRESH, set()).add(row.id)
+    _attach(session, row)
+    return row
+
+
+def _values(row: _Row) -> dict[str, object]:
+    """The row's column values; columns left unset get their declared default (or NULL), on the row too."""
     table = _REQUEST if isinstance(row, Request) else _CONTACT
     given = inspect(row).dict
     values: dict[str, object] = {}
@@ -59,14 +72,46 @@ def insert_now(session: Session, row: _Row) -> _Row:
             default = column.default
             setattr(row, column.key, default.arg if default is not None and default.is_scalar else None)
         values[column.key] = getattr(row, column.key)
-    row.id = (
-        session.connection()
-        .execute(_INSERT_REQUEST if isinstance(row, Request) else _INSERT_CONTACT, values)
-        .scalar_one()
-    )
+    return values
+
+
+def _attach(session: Session, row: _Row) -> None:
+    """Make the just-inserted ``row`` the session's persistent object for it."""
     make_transient_to_detached(row)
     session.add(row)
-    return row
+
+
+_FRESH = "mailflow.fresh_contacts"
+"""Ids of the contacts this transaction created and inserted no request for yet: they have no history."""
+_INSERT_CONTACTS = insert(Contact).returning(Contact.id, sort_by_parameter_order=True)
+
+
+def add_contacts(session: Session, people: dict[str, str], now: datetime) -> None:
+    """Create, in one statement, the contacts of the ``people`` (address -> name) that have none yet.
+
+    Call it after :func:`prefetch_senders` for the senders a batch will answer: :func:`contact_for` then
+    finds them all, as it would had it created each.
+    """
+    known: dict[str, Contact | None] = session.info.setdefault(_CONTACTS, {})
+    new = [
+        Contact(
+            email=email,
+            name=name[:300],
+            organisation_id=org.id if (org := organisation_for_address(session, email)) else None,
+            created_at=now,
+        )
+        for email, name in ((e.lower(), n) for e, n in people.items())
+        if email in known and known[email] is None
+    ]
+    if not new:
+        return
+    ids = session.connection().execute(_INSERT_CONTACTS, [_values(c) for c in new]).scalars().all()
+    fresh: set[int] = session.info.setdefault(_FRESH, set())
+    for contact, contact_id in zip(new, ids, strict=True):
+        contact.id = contact_id
+        _attach(session, contact)
+        known[contact.email] = contact
+        fresh.add(contact_id)
 
 
 # Hot-path statements are built once: executing a prepared Core statement costs about a sixth of building
@@ -236,7 +281,6 @@ _PARTICIPANTS = (
         _ORG.c.status == NetworkStatus.PARTICIPANT.value,
     )
 )
-_CONTACT_EMAIL = select(_CONTACT.c.email).where(_CONTACT.c.id == bindparam("id"))
 _ACTIVE_MEMBERSHIP = select(_MEMBERSHIP.c.id).where(
     _MEMBERSHIP.c.group_id == bindparam("group"),
     _MEMBERSHIP.c.contact_id == bindparam("contact"),
@@ -306,21 +350,54 @@ def participant_count(session: Session, group_id: int) -> int:
     return session.connection().execute(_PARTICIPANTS, {"group": group_id}).scalar() or 0
 
 
-def group_facts(session: Session, group: Group) -> GroupFacts:
-    """The core's view of a group."""
-    facilitator = (
-        session.connection().execute(_CONTACT_EMAIL, {"id": group.facilitator_id}).scalar()
-        if group.facilitator_id
-        else None
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """1 when any active membership meets ``condition``, else 0."""
+    return func.coalesce(func.max(case((condition, 1), else_=0)), 0)
+
+
+# One statement for everything a request's decision needs to know of the group and the sender's place in it.
+_GROUP_FACTS = (
+    select(
+        func.count(
+            func.distinct(
+                case((_ORG.c.status == NetworkStatus.PARTICIPANT.value, _MEMBERSHIP.c.organisation_id))
+            )
+        ),
+        _flag(_MEMBERSHIP.c.contact_id == bindparam("contact")),
+        _flag(_MEMBERSHIP.c.organisation_id == bindparam("org")),
+        select(_CONTACT.c.email).where(_CONTACT.c.id == bindparam("facilitator")).scalar_subquery(),
     )
-    return GroupFacts(
+    .select_from(_MEMBERSHIP.outerjoin(_ORG, _MEMBERSHIP.c.organisation_id == _ORG.c.id))
+    .where(_MEMBERSHIP.c.group_id == bindparam("group"), _MEMBERSHIP.c.status == "active")
+)
+
+
+def member_facts(session: Session, group: Group, contact: Contact | None) -> tuple[GroupFacts, bool, bool]:
+    """The core's view of a group, and whether ``contact``, or any contact of its organisation, is a member.
+
+    One statement reads all of it: the participant organisations, the two memberships and the facilitator.
+    """
+    params = {
+        "group": group.id,
+        "contact": contact.id if contact else None,
+        "org": contact.organisation_id if contact else None,
+        "facilitator": group.facilitator_id,
+    }
+    participants, own, organisation, facilitator = session.connection().execute(_GROUP_FACTS, params).one()
+    facts = GroupFacts(
         slug=group.slug,
         name=group.name,
         status=group.status,
         associated=group.associated,
         facilitator_email=facilitator,
-        participant_organisations=participant_count(session, group.id),
+        participant_organisations=participants or 0,
     )
+    return facts, bool(own), bool(organisation)
+
+
+def group_facts(session: Session, group: Group) -> GroupFacts:
+    """The core's view of a group."""
+    return member_facts(session, group, None)[0]
 
 
 def active_membership(session: Session, group_id: int, contact_id: int) -> Membership | None:
@@ -329,21 +406,6 @@ def active_membership(session: Session, group_id: int, contact_id: int) -> Membe
         session.connection().execute(_ACTIVE_MEMBERSHIP, {"group": group_id, "contact": contact_id}).scalar()
     )
     return None if found is None else session.get(Membership, found)
-
-
-_MEMBERS_OF = select(_MEMBERSHIP.c.contact_id, _MEMBERSHIP.c.organisation_id).where(
-    _MEMBERSHIP.c.group_id == bindparam("group"),
-    _MEMBERSHIP.c.status == "active",
-    or_(_MEMBERSHIP.c.contact_id == bindparam("contact"), _MEMBERSHIP.c.organisation_id == bindparam("org")),
-)
-
-
-def membership_of(session: Session, group_id: int, contact: Contact) -> tuple[bool, bool]:
-    """Whether the contact, and whether any contact of its organisation, is an active member of the group."""
-    params = {"group": group_id, "contact": contact.id, "org": contact.organisation_id}
-    rows = session.connection().execute(_MEMBERS_OF, params).all()
-    org = contact.organisation_id
-    return any(row[0] == contact.id for row in rows), org is not None and any(row[1] == org for row in rows)
 
 
 def organisation_is_member(session: Session, group_id: int, organisation_id: int | None) -> bool:
@@ -400,6 +462,8 @@ def request_history(
     topic: str = "",
 ) -> History:
     """The contact's open request, and its request answered since ``since``, for the group (or topic)."""
+    if contact_id in session.info.get(_FRESH, ()):
+        return History(None, None)  # a contact this transaction created, with no request yet
     by_topic = group_id is None
     params: dict[str, object] = {"contact": contact_id, "kind": kind.value}
     params |= {"topic": topic.lower()} if by_topic else {"group": group_id}
