@@ -19,6 +19,15 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> No
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # 16 MiB of page cache (the default is 2 MiB): the unique indexes on random keys (message hashes,
+        # Message-IDs, token hashes) outgrow 2 MiB after a few thousand messages, and every insert then reads
+        # index pages back from the OS.
+        cursor.execute("PRAGMA cache_size=-16384")
+        # Checkpoint (copy the WAL into the database, with an fsync) every 10,000 pages (about 40 MiB) rather
+        # than every 1,000: the index pages that many transactions touch are then written once, not ten times.
+        # Measured: five `ingest` runs of 2,000 messages in a row took 3.40 s to 4.14 s each, the commits
+        # growing from 0.18 s to 0.53 s of that as the database grew; with this, 3.45 s to 3.85 s, no trend.
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
     finally:
         cursor.close()
 
