@@ -1,16 +1,17 @@
 """A helper process for a batch's pure work: reading the messages and rendering the mails it queues.
 
 Processing a batch is two kinds of work. Deciding what each message means reads and writes the database, one
-transaction at a time. Reading a message (MIME, quotes, HTML) and rendering the mails a decision queues
-(templates and MIME) need nothing but their inputs, and take about half of the time. With a second core, a
-helper process does that half while the main process goes on deciding: ``mailflow ingest`` of many files
-starts one; everything else renders in-process, as it does when there is no helper.
+transaction at a time. Reading a message (MIME, quotes, HTML, classification: :mod:`mailflow.core.reading`)
+and rendering the mails a decision queues (templates and MIME) need nothing but their inputs, and took about a
+third of a request's time. With a second core, a helper process does that part while the main process goes on
+deciding: ``mailflow ingest`` of many files starts one; everything else works in-process, as it does when
+there is no helper.
 
 The helper is a forked copy of the main process, started before any work (before ``ingest`` opens a database
 connection) and asked for nothing but pure functions of what it is sent; it ends when the main process does,
-killed or not. Its results are the same bytes the main process would have produced (a test
-compares them). When the helper fails, the batch falls back to processing in-process, message by message, and
-the helper is not used again.
+killed or not. Its results are those the main process would have produced (a test compares them). When the
+helper fails, the batch falls back to processing in-process, message by message, and the helper is not used
+again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from sqlalchemy.orm import Session
@@ -35,7 +36,7 @@ from mailflow.core.plans import Mail
 from mailflow.core.reading import Reading, View, understand
 from mailflow.store.writes import Writes
 
-_templates: jinja2.Environment | None = None  # the helper process's own environment, made when it starts
+_templates: jinja2.Environment | None = None  # the helper process's environment, set when it starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,10 @@ class RenderJob:
         )
 
 
+_T = TypeVar("_T")
 _ORPHAN_CHECK_SECONDS = 0.2
+WAIT_SECONDS = 60.0
+"""How long the main process waits for one piece of the helper's work (a batch takes under a second)."""
 
 
 def _start(templates: jinja2.Environment, parent: int) -> None:
@@ -141,7 +145,8 @@ class Renderings:
     def _complete(self) -> None:
         self.send()
         for future, rows in self._sent:
-            for row, rendered in zip(rows, future.result(), strict=True):
+            done: list[Rendered] = self._helper.result(future)
+            for row, rendered in zip(rows, done, strict=True):
                 row.update(sender=rendered.sender, subject=rendered.subject, raw=rendered.raw)
         self._sent = []
 
@@ -158,8 +163,9 @@ class Helper:
             initializer=_start,
             initargs=(templates, os.getpid()),
         )
+        self._abandoned = False
         # Fork now, while this process may still have no database connection for the helper to inherit.
-        self._pool.submit(_ready).result()
+        self._pool.submit(_ready).result(timeout=WAIT_SECONDS)
 
     def read(self, raws: Sequence[bytes], view: View) -> Future[list[Reading]]:
         """Read ``raws`` in the helper: one :func:`~mailflow.core.reading.understand` each, in order."""
@@ -169,9 +175,19 @@ class Helper:
         """Render ``jobs`` in the helper: one :class:`Rendered` each, in order."""
         return self._pool.submit(_render_all, list(jobs))
 
+    def result(self, future: Future[_T]) -> _T:
+        """The result of work sent to the helper; TimeoutError when it takes over ``WAIT_SECONDS``."""
+        return future.result(timeout=WAIT_SECONDS)
+
+    def abandon(self) -> None:
+        """Stop sending work to a helper that failed or hangs; it ends with this process at the latest."""
+        self._abandoned = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         """Stop the helper process (work not collected is dropped)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._abandoned:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _cores() -> int:

@@ -276,7 +276,8 @@ def _reading(runtime: Runtime, claimed: dict[int, Inbound], view: View) -> Itera
         first, size = first + size, _HELPER_PARTS[1]
     futures = [helper.read([claimed[i].raw for i in part], view) for part in parts]
     for part, future in zip(parts, futures, strict=True):
-        yield dict(zip(part, future.result(), strict=True))
+        read: list[Reading] = helper.result(future)
+        yield dict(zip(part, read, strict=True))
 
 
 def _process_together(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]) -> list[Disposition]:
@@ -324,8 +325,10 @@ def process_batch(runtime: Runtime, messages: Sequence[tuple[int, bytes | None]]
         return _process_together(runtime, messages)
     except OperationalError as exc:
         raise StoreUnavailableError(f"processing a batch: {exc.__class__.__name__}") from exc
-    except BrokenExecutor:
-        log.warning("the helper process stopped; going on without it", exc_info=True)
+    except (BrokenExecutor, TimeoutError):
+        log.warning("the helper process stopped or hangs; going on without it", exc_info=True)
+        if runtime.helper is not None:
+            runtime.helper.abandon()
         runtime.helper = None
     except Exception:  # one message's failure must not decide the others': retry them one by one
         log.debug("batch of %d fell back to one message at a time", len(messages), exc_info=True)

@@ -7,8 +7,10 @@ import os
 import signal
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
+from mailflow.app import helper as helper_module
 from mailflow.app.helper import Helper, RenderJob, start_helper
 from mailflow.app.process import Pipeline
 from mailflow.app.runtime import Runtime, default_templates
@@ -109,3 +111,24 @@ def test_a_helper_that_dies_leaves_the_work_to_this_process(runtime: Runtime):
     assert [Disposition.PROCESSED] * 20 == outcome
     assert 40 == _count(runtime, Request.id)
     assert 120 == _count(runtime, OutboxMessage.id)
+
+
+def test_a_helper_that_hangs_is_left_behind(runtime: Runtime, monkeypatch: pytest.MonkeyPatch):
+    """A helper that stops answering (SIGSTOP here) is waited for a while, then the work is done here."""
+    monkeypatch.setattr(helper_module, "WAIT_SECONDS", 1.0)
+    mails = [request_mail(f"user{i}@ghent.example", "JOIN circular", "Hello") for i in range(20)]
+    with start_helper(runtime) as helper:
+        assert helper is not None
+        [process] = multiprocessing.active_children()
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            outcome = Pipeline(runtime).accept_many([(raw, "file", "") for raw in mails])
+            assert runtime.helper is None
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+    process.terminate()  # abandoned, it would otherwise live until pytest ends
+    process.join(10)
+
+    assert [Disposition.PROCESSED] * 20 == outcome
+    assert 20 == _count(runtime, Request.id)
+    assert 60 == _count(runtime, OutboxMessage.id)
