@@ -198,7 +198,29 @@ def new_text(body: str, *, forwarded: bool, depth: int = 0) -> str:
         tail = new_text("\n".join(_drop_forward_header(rest)), forwarded=False, depth=depth + 1)
         return "\n\n".join(part for part in (head, tail) if part)
     cut = min(history, signature)
-    return _reply_only([line for index, line in enumerate(lines[:cut]) if index not in skip])
+    text = _reply_only([line for index, line in enumerate(lines[:cut]) if index not in skip])
+    postscript = _postscript(lines[:history])
+    if postscript and postscript not in text:
+        # Written after the sign-off, so cut with it: a request in a P.S. is still the sender's request.
+        return f"{text}\n\n{postscript}" if text else postscript
+    return text
+
+
+# "P.S.", "PS:", "P.P.S." and the French "P.-S." and Spanish "P.D.", at a line's start.
+_POSTSCRIPT = re.compile(r"(?:p\.?\s?){1,2}s(?:[.:]|\s|$)|p\.\s?-\s?s\.|p\.\s?d\.", re.IGNORECASE)
+
+
+def _postscript(lines: list[str]) -> str:
+    """The sender's postscript among ``lines`` (the text before any quoted history): its paragraph, or ""."""
+    for index, line in enumerate(lines):
+        if _POSTSCRIPT.match(line.lstrip()):
+            block = []
+            for more in lines[index:]:
+                if not more.strip() or more.startswith(">") or _SIGNATURE.fullmatch(more):
+                    break
+                block.append(more.strip())
+            return "\n".join(block)
+    return ""
 
 
 def _cuts(lines: list[str]) -> tuple[int, int, set[int]]:

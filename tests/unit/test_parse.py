@@ -485,6 +485,22 @@ def test_mangled_corpus_never_raises() -> None:
             "On 3 Mar 2025, X wrote:\n> question?\n\nINFO answer below the quote\n",
             "INFO answer below the quote",
         ),
+        # A postscript after the sign-off is the sender's own text; one in the quoted history is not.
+        (
+            "Approve\n\nKind regards,\nAnna\n\nP.S. Ghent would like to join food too.",
+            "Approve\n\nP.S. Ghent would like to join food too.",
+        ),
+        ("Approve\n\nBest,\nAnna\n\nPS: and the ICT group", "Approve\n\nPS: and the ICT group"),
+        (
+            "Approve\n-- \nAnna Schmidt\nCity of Ghent\n\nP.P.S. two lines\nof it",
+            "Approve\n\nP.P.S. two lines\nof it",
+        ),
+        ("Approve\n\nFrom: X\nSent: Monday\nTo: Y\nSubject: Z\n\nP.S. REJECT no", "Approve"),
+        ("Approve\n\nOn Mon, 3 Mar 2025 at 10:00, X <x@y.example> wrote:\n> P.S. REJECT", "Approve"),
+        (
+            "Approve\n\nPsalm readers and PS5 owners are not postscripts",
+            "Approve\n\nPsalm readers and PS5 owners are not postscripts",
+        ),
     ],
 )
 def test_quote_headers_and_signatures_end_the_new_text(body: str, expected: str) -> None:
