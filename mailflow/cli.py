@@ -304,12 +304,8 @@ def tick(state: _State, now_text: str | None) -> None:
         except ValueError:
             raise MailflowError(f"--now: {now_text!r} is not ISO 8601, e.g. 2027-03-11T09:00Z") from None
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-    from mailflow.app.helper import start_helper  # noqa: PLC0415
-
-    runtime = state.runtime()
-    # On two cores a helper process renders half of each batch of scheduled mail (digests for a network).
-    with _Bars() as bars, start_helper(runtime):
-        result = run(runtime, now, progress=bars.update if sys.stderr.isatty() else None)
+    with _Bars() as bars:
+        result = run(state.runtime(), now, progress=bars.update if sys.stderr.isatty() else None)
     for name, queued in result.queued.items():
         click.echo(f"{name}: {queued} queued, {result.already[name]} already sent")
 

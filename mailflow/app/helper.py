@@ -123,16 +123,9 @@ class Renderings:
     rows every result is waited for and filled in.
     """
 
-    def __init__(
-        self, helper: Helper, session: Session, writes: Writes, *, share: jinja2.Environment | None = None
-    ) -> None:
-        """Render ``session``'s mails with ``helper``; complete the rows before ``writes`` writes them.
-
-        With ``share`` (this process's templates), this process renders half of the mails still waiting at
-        the end, beside the helper: for work that has little else to do meanwhile (scheduled mail).
-        """
+    def __init__(self, helper: Helper, session: Session, writes: Writes) -> None:
+        """Render ``session``'s mails with ``helper``; complete the rows before ``writes`` writes them."""
         session.info[_RENDERINGS] = self
-        self._share = share
         self._helper = helper
         self._waiting: list[tuple[RenderJob, dict[str, Any]]] = []
         self._sent: list[tuple[Future[list[Rendered]], list[dict[str, Any]]]] = []
@@ -150,22 +143,12 @@ class Renderings:
             self._waiting = []
 
     def _complete(self) -> None:
-        share, mine = self._share, list[tuple[RenderJob, dict[str, Any]]]()
-        if share is not None:
-            half = len(self._waiting) // 2
-            self._waiting, mine = self._waiting[:half], self._waiting[half:]
         self.send()
-        for job, row in mine:
-            _fill(row, job.render(share))  # type: ignore[arg-type]
         for future, rows in self._sent:
             done: list[Rendered] = self._helper.result(future)
             for row, rendered in zip(rows, done, strict=True):
-                _fill(row, rendered)
+                row.update(sender=rendered.sender, subject=rendered.subject, raw=rendered.raw)
         self._sent = []
-
-
-def _fill(row: dict[str, Any], rendered: Rendered) -> None:
-    row.update(sender=rendered.sender, subject=rendered.subject, raw=rendered.raw)
 
 
 class Helper:

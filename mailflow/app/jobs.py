@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from mailflow.app.effects import Mailer
 from mailflow.app.events import event_row, record_events
-from mailflow.app.helper import Renderings
 from mailflow.app.runtime import Runtime
 from mailflow.core.plans import Mail
 from mailflow.store.schema import Once
@@ -133,9 +132,7 @@ def _queue_batch(runtime: Runtime, items: list[Due], now: datetime) -> int:
         with runtime.sessions.begin() as session:
             session.execute(insert(Once), [{"key": item.key[:400], "created_at": now} for item in items])
             # Outbox rows and events are written once for the batch: one statement each instead of one a mail.
-            with at_end(session) as writes:
-                if runtime.helper is not None:  # `mailflow tick`: the helper renders half of each batch
-                    Renderings(runtime.helper, session, writes, share=runtime.templates)
+            with at_end(session):
                 mailer = Mailer(session, runtime, now)
                 mailer.check_suppressed(item.mail.to for item in items)
                 record_events(session, [_queue(session, mailer, item, now) for item in items])

@@ -26,7 +26,6 @@ from mailflow.app.digest_periods import last_period
 from mailflow.app.digests import JOBS, handle_digest, handle_digest_reply, is_digest_reply
 from mailflow.app.effects import Mailer
 from mailflow.app.events import Inbound
-from mailflow.app.helper import start_helper
 from mailflow.app.process import Pipeline, store_raw
 from mailflow.app.runtime import Runtime
 from mailflow.app.schedule import tick
@@ -262,20 +261,15 @@ def test_a_digest_reply_is_told_by_its_parent_message_id(
 # -- member digests ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("helped", [False, True], ids=["in-process", "helper"])
-def test_each_member_gets_one_digest_of_the_week_with_its_news(runtime: Runtime, helped: bool):
-    """New organisations, updates, decisions and meetings ahead with each member's own answer; once.
-
-    With a helper process (as `mailflow tick` has on two cores), it renders half of each batch.
-    """
+def test_each_member_gets_one_digest_of_the_week_with_its_news(runtime: Runtime):
+    """New organisations, updates, decisions and meetings ahead with each member's own answer; once."""
     _circular(runtime)
     _schedule(runtime)
     [invitation] = [m for m in _outbox(runtime, "meeting_invitation") if m.to_addr == "cy@lyon.example"]
     Pipeline(runtime).accept(rsvp_mail(invitation.raw, "cy@lyon.example", "ACCEPTED"), "file", "")
 
-    with start_helper(runtime, wanted=helped):
-        first = tick(runtime, WEEK_END + timedelta(minutes=1), jobs=DIGESTS)
-        again = tick(runtime, WEEK_END + timedelta(hours=5), jobs=DIGESTS)
+    first = tick(runtime, WEEK_END + timedelta(minutes=1), jobs=DIGESTS)
+    again = tick(runtime, WEEK_END + timedelta(hours=5), jobs=DIGESTS)
 
     assert (3, 0) == (first.queued["member_digests"], first.already["member_digests"])
     # The second tick finds every digest of the period sent and builds none of them again.
@@ -469,9 +463,8 @@ def test_a_digest_run_killed_halfway_and_run_again_sends_each_digest_once(
 # -- the network digest -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("helped", [False, True], ids=["in-process", "helper"])
 def test_the_network_digest_reaches_every_participant_and_partner_contact_and_the_secretariat(
-    runtime: Runtime, helped: bool
+    runtime: Runtime,
 ):
     """Contacts of Participants and Strategic Partners (members or not) but not off; a secretariat copy."""
     _circular(runtime)
@@ -485,9 +478,8 @@ def test_the_network_digest_reaches_every_participant_and_partner_contact_and_th
             repo.contact_for(session, email, "", IN_WEEK).digest = digest
         session.execute(update(Group).where(Group.slug == "ict").values(status="forming"))
 
-    with start_helper(runtime, wanted=helped):
-        first = tick(runtime, MONTH_END + timedelta(minutes=5), jobs=NETWORK)
-        again = tick(runtime, MONTH_END + timedelta(days=3), jobs=NETWORK)
+    first = tick(runtime, MONTH_END + timedelta(minutes=5), jobs=NETWORK)
+    again = tick(runtime, MONTH_END + timedelta(days=3), jobs=NETWORK)
 
     digests = _by_recipient(runtime, "network_digest")
     secretariat = runtime.secretariat_address
