@@ -63,6 +63,38 @@ _SENT_SINCE_EACH = (
 )
 
 
+def queued_since(session: Session, to: str, kind: str, since: datetime) -> bool:
+    """Whether a mail of ``kind`` to ``to`` was queued since ``since``.
+
+    The transaction's own rows that wait to be written (:mod:`mailflow.store.writes`) count too.
+    """
+    writes = pending(session)
+    if writes is not None and any(
+        row["to_addr"] == to and row["kind"] == kind for row in writes.waiting(_INSERT_OUTBOX)
+    ):
+        return True
+    found = session.scalar(
+        select(_OUTBOX.c.id)
+        .where(_OUTBOX.c.to_addr == to, _OUTBOX.c.kind == kind, _OUTBOX.c.created_at >= since)
+        .limit(1)
+    )
+    return found is not None
+
+
+def spend_waiting_tokens(
+    session: Session, now: datetime, *, request_id: int | None = None, group_id: int | None = None
+) -> None:
+    """Spend the request's (or group's) reply tokens this transaction minted and has not written yet.
+
+    A decision spends the written ones; these too, so a token is single-use however messages were batched.
+    """
+    writes = pending(session)
+    for row in writes.waiting(_INSERT_TOKEN) if writes is not None else ():
+        mine = row["request_id"] == request_id if request_id is not None else row["group_id"] == group_id
+        if mine and row["used_at"] is None:
+            row["used_at"] = now  # type: ignore[index]  # the rows are the Mailer's own dicts
+
+
 def prefetch_recipients(session: Session, now: datetime, addresses: Iterable[str]) -> None:
     """Read many recipients' suppression and recent replies in a few statements (a batch's senders).
 

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Mailer
+from mailflow.app.effects import Mailer, spend_waiting_tokens
 from mailflow.app.events import record_event
 from mailflow.app.jobs import Due, Job, facilitator_and_secretariat
 from mailflow.app.meetings import Meetings
@@ -232,6 +232,7 @@ def answer_group_end(work: Work, contact: Contact, token: ReplyToken) -> None:
         select(ReplyToken).where(ReplyToken.group_id == group.id, ReplyToken.used_at.is_(None))
     ):
         other.used_at = work.now
+    spend_waiting_tokens(session, work.now, group_id=group.id)
     if decision.extend:
         extend_group(session, work.runtime, group, months=decision.months, actor=contact.email, now=work.now)
         context = {

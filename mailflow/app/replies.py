@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.app.effects import Mailer, apply_plan
+from mailflow.app.effects import Mailer, apply_plan, queued_since, spend_waiting_tokens
 from mailflow.app.events import Inbound, record_event
 from mailflow.app.work import Work
 from mailflow.core.authres import passes_dmarc
@@ -22,7 +22,7 @@ from mailflow.core.rules import has_aim
 from mailflow.core.tokens import StoredToken, TokenVerdict, find_tokens, hash_token, judge
 from mailflow.core.workflow import PendingRequest, decide_answer, decide_verdict
 from mailflow.store import repo
-from mailflow.store.schema import Contact, Group, OutboxMessage, ReplyToken, Request
+from mailflow.store.schema import Contact, Group, ReplyToken, Request
 
 _REFUSAL_REASONS = {
     TokenVerdict.UNKNOWN: "the reply code in it is not one we issued.",
@@ -49,16 +49,7 @@ def _refuse_token(work: Work, sender: str, verdict: TokenVerdict, request_id: in
         detail=f"request {request_id}" if request_id else "",
     )
     # At most one polite notice per sender a day, so a forger or a loop learns nothing more.
-    recent = session.scalar(
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.to_addr == sender,
-            OutboxMessage.kind == "token_refused",
-            OutboxMessage.created_at >= work.now - timedelta(days=1),
-        )
-        .limit(1)
-    )
-    if recent is None:
+    if not queued_since(session, sender, "token_refused", work.now - timedelta(days=1)):
         work.mailer.queue(
             Mail("token_refused", sender, {"reason": _REFUSAL_REASONS[verdict]}, answers_sender=True)
         )
@@ -131,6 +122,7 @@ def _consume(session: Session, request: Request, purpose: str, now: datetime) ->
         )
     ):
         row.used_at = now
+    spend_waiting_tokens(session, now, request_id=request.id)
 
 
 def _approver_reply(work: Work, intent: Intent, contact: Contact, request: Request) -> None:

@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from mailflow.app.effects import Mailer, spend_waiting_tokens
 from mailflow.app.helper import start_helper
 from mailflow.app.process import Pipeline, process_batch, store_many
 from mailflow.app.runtime import Runtime, default_templates
 from mailflow.core.compose import make_environment
+from mailflow.core.plans import Mail, TokenSpec
 from mailflow.intake.base import Disposition
 from mailflow.intake.files import ingest
-from mailflow.store.schema import Contact, InboundMessage, OutboxMessage, Request
+from mailflow.store.schema import Contact, InboundMessage, OutboxMessage, ReplyToken, Request
+from mailflow.store.writes import at_end
 from mailflow.testing import APPROVER, gmail_reply, request_mail
 
 
@@ -166,3 +169,27 @@ def test_ingest_of_many_files_processes_each_once(runtime: Runtime, tmp_path: Pa
     assert (131, 0, 0, []) == (result.processed, result.quarantined, result.pending, result.unreadable)
     assert 130 == _count(runtime, Request.id)
     assert 130 * 3 == _count(runtime, OutboxMessage.id)
+
+
+def test_tokens_minted_and_spent_in_one_transaction_are_written_spent(runtime: Runtime):
+    """A decision spends its request's tokens, the ones its transaction minted and keeps for its end too.
+
+    One message at a time these were written before the decision read them; in a batch they still wait.
+    """
+    Pipeline(runtime).accept(request_mail("anna@ghent.example", "JOIN circular", "Hello"), "file", "")
+    with runtime.sessions() as session:
+        request = session.scalars(select(Request)).one()
+    now = runtime.clock()
+    with runtime.sessions.begin() as session, at_end(session):
+        request = session.get_one(Request, request.id)
+        mailer = Mailer(session, runtime, now)
+        for approver in ("a@iclei.example", "b@iclei.example"):
+            token = TokenSpec("approval", approver)
+            mailer.queue(Mail("approval_reminder", approver, {"pending": []}, token=token), request)
+        spend_waiting_tokens(session, now, request_id=request.id)
+        spend_waiting_tokens(session, now, request_id=request.id + 1)  # another request's: nothing here
+    with runtime.sessions() as session:
+        minted = session.scalars(select(ReplyToken).where(ReplyToken.bound_to.like("%@iclei.example"))).all()
+    ours = [t for t in minted if t.bound_to in {"a@iclei.example", "b@iclei.example"}]
+    assert 2 == len(ours)
+    assert all(t.used_at is not None for t in ours)
