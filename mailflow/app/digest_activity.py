@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.app.digest_facts import DecisionFacts, GroupNews, MeetingFacts, UpdateFacts, cut, excerpt, wrap
+from mailflow.app.events import waiting_events
 from mailflow.app.meeting_rows import occurrence_key, to_core
 from mailflow.core import calendar as cal
 from mailflow.core.meetings import local_short
@@ -283,7 +284,12 @@ def chosen_explicitly(session: Session, email: str | None = None) -> set[str]:
     query = select(Event.actor).where(Event.kind == "digest_preference")
     if email is not None:
         query = query.where(Event.actor == email)
-    return set(session.scalars(query.distinct()))
+    waiting = {
+        str(row["actor"])
+        for row in waiting_events(session)
+        if row["kind"] == "digest_preference" and email in (None, row["actor"])
+    }
+    return set(session.scalars(query.distinct())) | waiting
 
 
 class Seat(NamedTuple):

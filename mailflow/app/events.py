@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailflow.store.schema import Event, Request
-from mailflow.store.writes import write
+from mailflow.store.writes import pending, write
 
 _INSERT_EVENT = insert(Event)
 
@@ -53,6 +55,12 @@ def record_event(
             "created_at": now,
         },
     )
+
+
+def waiting_events(session: Session) -> list[Mapping[str, Any]]:
+    """The audit rows ``session``'s transaction keeps for its end (:mod:`mailflow.store.writes`)."""
+    writes = pending(session)
+    return writes.waiting(_INSERT_EVENT) if writes is not None else []
 
 
 def record_events(session: Session, rows: list[dict[str, object]]) -> None:

@@ -644,3 +644,36 @@ def test_a_reply_to_a_digest_through_the_pipeline_gets_the_note(runtime: Runtime
     )
     assert {"bo@malmo.example"} == set(_by_recipient(runtime, "digest_reply"))
     assert [] == _outbox(runtime, "help")
+
+
+def test_two_digest_commands_in_one_batch_read_as_one_at_a_time(runtime: Runtime):
+    """With a monthly default, DIGEST weekly then DIGEST off: the second sees the first, batched or not.
+
+    A batch keeps its audit rows for its end; the choice made earlier in the batch must still count.
+    """
+    _circular(runtime)
+    settings = runtime.settings.model_copy(
+        update={"digests": runtime.settings.digests.model_copy(update={"default": "monthly"})}
+    )
+    monthly = Runtime(settings, runtime.engine, runtime.sessions, runtime.templates, clock=runtime.clock)
+    pipeline = Pipeline(monthly)
+    for subject in ("DIGEST weekly", "DIGEST off"):
+        pipeline.accept(request_mail("anna@ghent.example", subject, ""), "file", "")
+    pipeline.accept_many(
+        [
+            (request_mail("bo@malmo.example", subject, ""), "file", "")
+            for subject in ("DIGEST weekly", "DIGEST off")
+        ]
+    )
+
+    with runtime.sessions() as session:
+        events = session.scalars(
+            select(Event).where(Event.kind == "digest_preference").order_by(Event.id)
+        ).all()
+    changes = [(e.actor, e.from_state, e.to_state) for e in events]
+    assert [
+        ("anna@ghent.example", "monthly", "weekly"),
+        ("anna@ghent.example", "weekly", "off"),
+        ("bo@malmo.example", "monthly", "weekly"),
+        ("bo@malmo.example", "weekly", "off"),
+    ] == changes
