@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from mailflow.app.registry import import_file
 from mailflow.app.runtime import Runtime, build_runtime
 from mailflow.app.setup import initialise
 from mailflow.config import load_settings
+from mailflow.store.schema import Contact, Group, Membership
 from mailflow.testing import DEMO_REGISTRY, write_config
 from tests.servers.dovecot import DovecotServer
 from tests.servers.sink import SmtpSink
@@ -38,6 +40,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def seat(session: Session, group: Group, contact: Contact, role: str, joined: datetime) -> None:
+    """Make ``contact`` an active member of ``group`` with ``role`` (its facilitator too, when that)."""
+    session.add(
+        Membership(
+            group_id=group.id,
+            contact_id=contact.id,
+            organisation_id=contact.organisation_id,
+            role=role,
+            status="active",
+            joined_at=joined,
+        )
+    )
+    if role == "facilitator":
+        group.facilitator_id = contact.id
 
 
 class Clock:

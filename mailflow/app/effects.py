@@ -92,7 +92,7 @@ def spend_waiting_tokens(
     for row in writes.waiting(_INSERT_TOKEN) if writes is not None else ():
         mine = row["request_id"] == request_id if request_id is not None else row["group_id"] == group_id
         if mine and row["used_at"] is None:
-            row["used_at"] = now  # type: ignore[index]  # the rows are the Mailer's own dicts
+            row["used_at"] = now
 
 
 def prefetch_recipients(session: Session, now: datetime, addresses: Iterable[str]) -> None:

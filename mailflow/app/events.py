@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,7 +56,7 @@ def record_event(
     )
 
 
-def waiting_events(session: Session) -> list[Mapping[str, Any]]:
+def waiting_events(session: Session) -> list[dict[str, Any]]:
     """The audit rows ``session``'s transaction keeps for its end (:mod:`mailflow.store.writes`)."""
     writes = pending(session)
     return writes.waiting(_INSERT_EVENT) if writes is not None else []

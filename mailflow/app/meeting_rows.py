@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.core import calendar as cal
-from mailflow.store.schema import Meeting, MeetingOccurrence
+from mailflow.store.schema import Attendance, Meeting, MeetingOccurrence
 
 _TEL_CHARS = re.compile(r"[^0-9+]")
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -135,3 +135,26 @@ def budget_refusal(
 def describe(meeting: Meeting) -> str:
     """A meeting in one line, for the audit trail."""
     return f"meeting {meeting.id} {meeting.uid} seq {meeting.sequence}: {meeting.starts_at.isoformat()}"
+
+
+def series_attendance(
+    session: Session, meeting_id: int, email: str, *, invited: bool = False
+) -> Attendance | None:
+    """The attendee's row for the whole meeting (not one occurrence), only if still invited when asked."""
+    query = select(Attendance).where(
+        Attendance.meeting_id == meeting_id, Attendance.email == email, Attendance.occurrence == ""
+    )
+    return session.scalar(query.where(Attendance.invited) if invited else query)
+
+
+def new_attendance(meeting_id: int, contact_id: int, email: str, now: datetime) -> Attendance:
+    """An invited attendee's row for the whole meeting, not answered yet."""
+    return Attendance(
+        meeting_id=meeting_id,
+        contact_id=contact_id,
+        email=email,
+        occurrence="",
+        partstat=cal.PartStat.NEEDS_ACTION.value,
+        invited=True,
+        updated_at=now,
+    )

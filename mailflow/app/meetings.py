@@ -22,9 +22,11 @@ from mailflow.app.meeting_rows import (
     budget_refusal,
     describe,
     last_end,
+    new_attendance,
     occurrence_key,
     overrides_of,
     recurrence_columns,
+    series_attendance,
     tel_uri,
     to_core,
 )
@@ -188,18 +190,8 @@ class Meetings:
         self.session.add(meeting)
         self.session.flush()
         # A new meeting has no attendances yet: every active member is added without looking first.
-        self.session.add_all(
-            Attendance(
-                meeting_id=meeting.id,
-                contact_id=contact.id,
-                email=contact.email,
-                occurrence="",
-                partstat=cal.PartStat.NEEDS_ACTION.value,
-                invited=True,
-                updated_at=self.now,
-            )
-            for contact in self._members(group.id)
-        )
+        members = self._members(group.id)
+        self.session.add_all(new_attendance(meeting.id, c.id, c.email, self.now) for c in members)
         self.session.flush()
         self._send_all(meeting, group, cal.Method.REQUEST, "meeting_invitation")
         self._record("meeting_scheduled", meeting, actor)
@@ -383,14 +375,7 @@ class Meetings:
         """Send a member who left a cancellation of each meeting still ahead; return how many."""
         count = 0
         for meeting in self.ahead(group.id):
-            attendance = self.session.scalar(
-                select(Attendance).where(
-                    Attendance.meeting_id == meeting.id,
-                    Attendance.email == contact.email,
-                    Attendance.occurrence == "",
-                    Attendance.invited,
-                )
-            )
+            attendance = series_attendance(self.session, meeting.id, contact.email, invited=True)
             if attendance is None:
                 continue
             # The leaver's CANCEL carries a higher SEQUENCE (Outlook ignores a lower or stale one), and the
@@ -402,23 +387,9 @@ class Meetings:
         return count
 
     def _attend(self, meeting: Meeting, contact: Contact) -> Attendance:
-        attendance = self.session.scalar(
-            select(Attendance).where(
-                Attendance.meeting_id == meeting.id,
-                Attendance.email == contact.email,
-                Attendance.occurrence == "",
-            )
-        )
+        attendance = series_attendance(self.session, meeting.id, contact.email)
         if attendance is None:
-            attendance = Attendance(
-                meeting_id=meeting.id,
-                contact_id=contact.id,
-                email=contact.email,
-                occurrence="",
-                partstat=cal.PartStat.NEEDS_ACTION.value,
-                invited=True,
-                updated_at=self.now,
-            )
+            attendance = new_attendance(meeting.id, contact.id, contact.email, self.now)
             self.session.add(attendance)
         else:
             attendance.invited, attendance.updated_at = True, self.now

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.app.events import record_event
-from mailflow.app.meeting_rows import occurrence_key
+from mailflow.app.meeting_rows import occurrence_key, series_attendance
 from mailflow.core import calendar as cal
 from mailflow.store.schema import Attendance, Meeting
 
@@ -46,14 +46,7 @@ def record_rsvps(session: Session, now: datetime, calendar_text: str, sender: st
 
 
 def _answer(session: Session, now: datetime, meeting: Meeting, answer: cal.Rsvp) -> bool:
-    invited = session.scalar(
-        select(Attendance).where(
-            Attendance.meeting_id == meeting.id,
-            Attendance.email == answer.email,
-            Attendance.occurrence == "",
-            Attendance.invited,
-        )
-    )
+    invited = series_attendance(session, meeting.id, answer.email, invited=True)
     if invited is None:
         record_event(
             session,

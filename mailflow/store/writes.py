@@ -12,7 +12,7 @@ during processing (the reply rate limit), and it counts the waiting rows too (:m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,18 +27,18 @@ class Writes:
 
     def __init__(self) -> None:
         """Start with nothing kept."""
-        self._rows: dict[Executable, list[Mapping[str, Any]]] = {}
+        self._rows: dict[Executable, list[dict[str, Any]]] = {}
         self._before: list[Callable[[], None]] = []
 
     def before_flush(self, complete: Callable[[], None]) -> None:
         """Call ``complete`` when :meth:`flush` begins: rows kept incomplete are filled in then."""
         self._before.append(complete)
 
-    def add(self, statement: Executable, row: Mapping[str, Any]) -> None:
+    def add(self, statement: Executable, row: dict[str, Any]) -> None:
         """Keep ``row`` for ``statement`` (every row of one statement has the same keys)."""
         self._rows.setdefault(statement, []).append(row)
 
-    def waiting(self, statement: Executable) -> list[Mapping[str, Any]]:
+    def waiting(self, statement: Executable) -> list[dict[str, Any]]:
         """The rows kept for ``statement`` so far."""
         return self._rows.get(statement, [])
 
@@ -58,7 +58,7 @@ def pending(session: Session) -> Writes | None:
     return found
 
 
-def write(session: Session, statement: Executable, row: Mapping[str, Any]) -> None:
+def write(session: Session, statement: Executable, row: dict[str, Any]) -> None:
     """Execute ``statement`` with ``row`` now, or at the end of the transaction when it keeps writes."""
     writes = pending(session)
     if writes is None:

@@ -40,12 +40,12 @@ from mailflow.store.schema import (
     Event,
     Group,
     GroupUpdate,
-    Membership,
     Once,
     OutboxMessage,
     Request,
 )
 from mailflow.testing import SERVICE, gmail_reply, request_mail, rsvp_mail
+from tests.conftest import seat
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_AGO = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -83,18 +83,7 @@ def _member(
         contact = repo.contact_for(session, email, email.partition("@")[0].title(), joined)
         contact.digest = digest
         group = session.scalars(select(Group).where(Group.slug == slug)).one()
-        session.add(
-            Membership(
-                group_id=group.id,
-                contact_id=contact.id,
-                organisation_id=contact.organisation_id,
-                role=role,
-                status="active",
-                joined_at=joined,
-            )
-        )
-        if role == "facilitator":
-            group.facilitator_id = contact.id
+        seat(session, group, contact, role, joined)
         return contact.id
 
 
@@ -425,16 +414,7 @@ def test_a_digest_run_killed_halfway_and_run_again_sends_each_digest_once(
         group = session.scalars(select(Group).where(Group.slug == "circular")).one()
         for index in range(297):
             contact = repo.contact_for(session, f"m{index}@haarlem.example", "", LONG_AGO)
-            session.add(
-                Membership(
-                    group_id=group.id,
-                    contact_id=contact.id,
-                    organisation_id=contact.organisation_id,
-                    role="member",
-                    status="active",
-                    joined_at=LONG_AGO,
-                )
-            )
+            seat(session, group, contact, "member", LONG_AGO)
 
     def digests() -> int:
         with runtime.sessions() as session:

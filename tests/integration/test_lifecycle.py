@@ -21,7 +21,7 @@ from mailflow.store.schema import (
     Request,
 )
 from mailflow.testing import APPROVER, gmail_reply, outlook_reply, request_mail
-from tests.conftest import Clock
+from tests.conftest import Clock, seat
 
 FACILITATOR = "fiona@lyon.example"
 MEMBERS = ("anna@ghent.example", "sara@malmo.example")
@@ -42,19 +42,7 @@ def _active_group(runtime: Runtime) -> None:
             )
             session.add(contact)
             session.flush()
-            role = "facilitator" if index == 0 else "member"
-            session.add(
-                Membership(
-                    group_id=group.id,
-                    contact_id=contact.id,
-                    organisation_id=organisation.id,
-                    role=role,
-                    status="active",
-                    joined_at=runtime.clock(),
-                )
-            )
-            if index == 0:
-                group.facilitator_id = contact.id
+            seat(session, group, contact, "facilitator" if index == 0 else "member", runtime.clock())
         group.status, group.activated_at = "active", runtime.clock()
 
 

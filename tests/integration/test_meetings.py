@@ -17,7 +17,7 @@ from mailflow.app.setup import initialise
 from mailflow.config import load_settings
 from mailflow.store.schema import Contact, Group, Membership, Organisation, OutboxMessage
 from mailflow.testing import DEFAULT_GROUPS, DEMO_REGISTRY, invitation_calendar, rsvp_mail, write_config
-from tests.conftest import Clock
+from tests.conftest import Clock, seat
 
 MEMBERS = ("anna@ghent.example", "bo@ghent.example", "cy@ghent.example")
 
@@ -30,16 +30,7 @@ def _members(runtime: Runtime) -> None:
             contact = Contact(email=email, name="", organisation_id=ghent.id, created_at=runtime.clock())
             session.add(contact)
             session.flush()
-            session.add(
-                Membership(
-                    group_id=group.id,
-                    contact_id=contact.id,
-                    organisation_id=ghent.id,
-                    role="member",
-                    status="active",
-                    joined_at=runtime.clock(),
-                )
-            )
+            seat(session, group, contact, "member", runtime.clock())
 
 
 def _schedule(runtime: Runtime) -> int:

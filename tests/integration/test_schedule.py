@@ -19,8 +19,8 @@ from mailflow.app import meeting_ops
 from mailflow.app.runtime import Runtime
 from mailflow.app.schedule import tick
 from mailflow.cli import main
-from mailflow.store.schema import Contact, Group, Membership, Organisation, OutboxMessage
-from tests.conftest import Clock
+from mailflow.store.schema import Contact, Group, Organisation, OutboxMessage
+from tests.conftest import Clock, seat
 
 ROOT = Path(__file__).resolve().parents[2]
 START = "2027-03-12T14:00"  # Europe/Brussels, CET: 13:00 UTC
@@ -38,19 +38,7 @@ def _group(runtime: Runtime, members: int, facilitator: bool = True) -> list[str
             contact = Contact(email=email, name=f"Member {index}", organisation_id=ghent.id, created_at=now)
             session.add(contact)
             session.flush()
-            role = "facilitator" if facilitator and index == 0 else "member"
-            session.add(
-                Membership(
-                    group_id=group.id,
-                    contact_id=contact.id,
-                    organisation_id=ghent.id,
-                    role=role,
-                    status="active",
-                    joined_at=now,
-                )
-            )
-            if role == "facilitator":
-                group.facilitator_id = contact.id
+            seat(session, group, contact, "facilitator" if facilitator and index == 0 else "member", now)
         group.status, group.activated_at = "active", now
     return emails
 
